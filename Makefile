@@ -1,0 +1,65 @@
+# EchoStats developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= uv
+PROTO_SRC := $(shell find protos -name '*.proto')
+PROTO_OUT := libs/protos/src
+LOCAL_BIN := .local/bin
+FERRETDB := $(LOCAL_BIN)/ferretdb-launcher
+
+.PHONY: help
+help: ## List the commands
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: install
+install: tools python protos ferretdb ## Install everything the stack and tests need (idempotent)
+
+.PHONY: tools
+tools: ## Install system tools that are missing (uv, redis-server)
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --root-user-action=ignore uv
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (Debian package)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; fi; }
+	@command -v go >/dev/null || { echo "Go is required to build the FerretDB launcher"; exit 1; }
+
+.PHONY: python
+python: ## Create the workspace virtualenv from uv.lock
+	$(UV) sync --all-packages --frozen --quiet
+
+.PHONY: protos
+protos: ## Generate the gRPC/protobuf stubs into libs/protos
+	@find $(PROTO_OUT)/echostats -name '*_pb2*.py*' -delete 2>/dev/null || true
+	$(UV) run --frozen python -m grpc_tools.protoc -I protos \
+	  --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) $(PROTO_SRC)
+
+.PHONY: ferretdb
+ferretdb: $(FERRETDB) ## Build the FerretDB v1.24.2 launcher (SQLite backend)
+
+$(FERRETDB): tools/ferretdb-launcher/main.go tools/ferretdb-launcher/go.mod tools/ferretdb-launcher/go.sum
+	@mkdir -p $(LOCAL_BIN)
+	cd tools/ferretdb-launcher && CGO_ENABLED=0 go build -trimpath -o ../../$(FERRETDB) .
+
+.PHONY: lint
+lint: python ## Ruff lint and format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+.PHONY: fmt
+fmt: python ## Apply ruff fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+.PHONY: test
+test: install ## Unit + integration tests against a real local stack started by the fixtures
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+.PHONY: dev
+dev: install ## Run the whole stack on loopback and serve http://localhost:8000 (Ctrl-C stops it)
+	$(UV) run --frozen python -m echostats_devstack
+
+.PHONY: clean
+clean: ## Remove generated stubs, local binaries and stack data
+	find $(PROTO_OUT)/echostats -name '*_pb2*.py*' -delete
+	rm -rf .local .devdata

@@ -1,0 +1,1 @@
+"""The EchoStats REST gateway: the one documented API; authenticates, limits and delegates."""

@@ -1,0 +1,51 @@
+"""The gateway's connections: one gRPC channel per service, Redis, and MongoDB for readiness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from echostats.auth.v1 import auth_service_pb2_grpc
+from echostats.observability.v1 import observability_service_pb2_grpc
+from echostats_grpc.client import create_channel
+from echostats_platform.mongo import create_mongo_client
+from echostats_platform.redis import create_redis
+from gateway.settings import GatewaySettings
+
+
+@dataclass
+class ServiceClients:
+    """Channels and stubs built once at start-up and shared by every request."""
+
+    channels: dict[str, grpc.aio.Channel]
+    auth: auth_service_pb2_grpc.AuthServiceStub
+    observability: observability_service_pb2_grpc.ObservabilityServiceStub
+    redis: Redis
+    mongo: AsyncMongoClient
+
+    @classmethod
+    def connect(cls, settings: GatewaySettings) -> ServiceClients:
+        """Open every channel (lazily connecting) and the Redis/MongoDB clients."""
+        channels = {
+            name: create_channel(target, default_timeout=settings.grpc_default_timeout_seconds)
+            for name, target in settings.service_targets().items()
+        }
+        return cls(
+            channels=channels,
+            auth=auth_service_pb2_grpc.AuthServiceStub(channels["auth"]),
+            observability=observability_service_pb2_grpc.ObservabilityServiceStub(
+                channels["observability"]
+            ),
+            redis=create_redis(settings),
+            mongo=create_mongo_client(settings, app_name="echostats-gateway"),
+        )
+
+    async def close(self) -> None:
+        """Close everything opened by connect()."""
+        for channel in self.channels.values():
+            await channel.close()
+        await self.redis.aclose()
+        await self.mongo.close()

@@ -1,0 +1,73 @@
+"""Request dependencies, named once as Annotated aliases so routes read like sentences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import grpc
+from fastapi import Depends, HTTPException, Request
+
+from echostats.auth.v1 import auth_service_pb2 as auth_pb
+from gateway.clients import ServiceClients
+from gateway.settings import GatewaySettings
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    """The settings the app was created with."""
+    return request.app.state.settings
+
+
+def get_clients(request: Request) -> ServiceClients:
+    """The shared service clients."""
+    return request.app.state.clients
+
+
+Settings = Annotated[GatewaySettings, Depends(get_settings)]
+Clients = Annotated[ServiceClients, Depends(get_clients)]
+
+
+def session_token(request: Request, settings: Settings) -> str | None:
+    """The session token from the cookie, or from `Authorization: Bearer`."""
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.cookies.get(settings.session_cookie_name) or None
+
+
+SessionToken = Annotated[str | None, Depends(session_token)]
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    """The user a valid session belongs to."""
+
+    id: str
+    session: auth_pb.AuthenticateSessionResponse
+
+
+async def resolve_session(token: str | None, clients: ServiceClients) -> AuthenticatedUser | None:
+    """Ask auth who a token belongs to; None when absent or not valid (outages propagate)."""
+    if not token:
+        return None
+    try:
+        response = await clients.auth.AuthenticateSession(
+            auth_pb.AuthenticateSessionRequest(token=token)
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT):
+            return None
+        raise
+    return AuthenticatedUser(id=response.user.id, session=response)
+
+
+async def current_user(token: SessionToken, clients: Clients) -> AuthenticatedUser:
+    """The signed-in user, or 401 `Not authenticated`."""
+    user = await resolve_session(token, clients)
+    if user is None:
+        raise HTTPException(status_code=401, detail="Not authenticated")
+    return user
+
+
+CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]

@@ -1,0 +1,44 @@
+"""create_app: the FastAPI application with its middleware, error handlers and routers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from gateway.clients import ServiceClients
+from gateway.errors import install_error_handlers
+from gateway.middleware import install_middleware
+from gateway.routers import auth, health
+from gateway.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """Build the gateway app; clients connect lazily and close on shutdown."""
+    settings = settings or GatewaySettings()
+    clients = ServiceClients.connect(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await clients.close()
+
+    app = FastAPI(
+        title="EchoStats API",
+        version=settings.version,
+        description="Spotify listening analytics: history, analytics, catalog, player proxy.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clients = clients
+    install_error_handlers(app, settings)
+    install_middleware(app, settings, clients.redis)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    return app

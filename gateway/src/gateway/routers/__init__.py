@@ -1,0 +1,1 @@
+"""REST route families; each router translates HTTP <-> one or more service RPCs."""

@@ -1,0 +1,1 @@
+"""Response models of the documented API, one module per route family."""

@@ -1,0 +1,1 @@
+"""gRPC kit shared by every service and the gateway: server factory, interceptors, channels."""

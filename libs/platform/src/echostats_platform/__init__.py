@@ -1,0 +1,1 @@
+"""Shared foundations for every EchoStats process: settings, logging, clients, crypto, errors."""

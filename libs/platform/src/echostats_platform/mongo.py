@@ -1,0 +1,39 @@
+"""MongoDB client factory: PyMongo's native async API (AsyncMongoClient), not motor.
+
+motor reached end of life in May 2026; PyMongo's async client is its official successor
+and speaks to MongoDB and FerretDB alike.
+"""
+
+from __future__ import annotations
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from echostats_platform.settings import CommonSettings
+
+
+def create_mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient:
+    """Build the process's one client; timeouts are short so outages surface as 503s."""
+    return AsyncMongoClient(
+        settings.mongodb_uri,
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+        connectTimeoutMS=settings.mongodb_timeout_ms,
+        socketTimeoutMS=max(settings.mongodb_timeout_ms * 4, 10_000),
+    )
+
+
+async def ping(client: AsyncMongoClient) -> bool:
+    """True when the server answers `ping`."""
+    try:
+        await client.admin.command("ping")
+    except Exception:
+        return False
+    return True
+
+
+async def is_ferretdb(database: AsyncDatabase) -> bool:
+    """True when the server is FerretDB (no TTL indexes, limited aggregation)."""
+    info = await database.client.admin.command("buildInfo")
+    return "ferretdbVersion" in info

@@ -1,0 +1,1 @@
+"""Analytics service: daily rollups and period snapshots."""

@@ -1,0 +1,1 @@
+"""Auth service: users, encrypted Spotify credentials and sessions; hands out access tokens."""

@@ -1,0 +1,1 @@
+"""Catalog service: tracks, artists, albums, audio features and playlists."""

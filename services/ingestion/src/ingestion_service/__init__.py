@@ -1,0 +1,1 @@
+"""Ingestion service: listening history (plays), live sync and imports."""

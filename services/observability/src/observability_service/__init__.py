@@ -1,0 +1,1 @@
+"""Observability service: the job ledger, the outbound API call log and the release check."""

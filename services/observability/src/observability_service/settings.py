@@ -1,0 +1,25 @@
+"""Settings of the observability service."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from echostats_platform.settings import (
+    CommonSettings,
+    GrpcServerSettings,
+    SecretsGuard,
+    ServiceAddresses,
+)
+
+
+class ObservabilitySettings(SecretsGuard, CommonSettings, GrpcServerSettings, ServiceAddresses):
+    """Everything the observability service reads from the environment."""
+
+    grpc_port: int = Field(default=50056, ge=0, le=65535)
+    mongodb_database: str = "echostats_observability"
+    github_api_url: str = "https://api.github.com"
+    github_repository: str = "spotify-devs/echostats"
+    update_check_cache_seconds: int = Field(default=3600, ge=0)
+    # When GitHub cannot be reached, retry after this long rather than on every request.
+    update_check_failure_cache_seconds: int = Field(default=300, ge=0)
+    update_check_timeout_seconds: float = Field(default=5.0, gt=0)

@@ -1,0 +1,1 @@
+"""Player-proxy service: a stateless proxy for Spotify player, browse and library calls."""
