@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +24,7 @@ func main() {
 	listen := flag.String("listen-addr", "127.0.0.1:0", "TCP address to listen on (port 0 picks a free port)")
 	dataDir := flag.String("data-dir", "", "directory holding one SQLite file per database (created if missing)")
 	portFile := flag.String("port-file", "", "optional file the chosen MongoDB URI is written to once listening")
+	logLevel := flag.String("log-level", "error", "debug, info, warn or error (FerretDB logs every connection at info)")
 	flag.Parse()
 
 	if *dataDir == "" {
@@ -39,7 +41,15 @@ func main() {
 		os.Exit(2)
 	}
 
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "ferretdb-launcher: bad --log-level:", err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
 	f, err := ferretdb.New(&ferretdb.Config{
+		Logger:    logger,
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",

@@ -12,7 +12,6 @@ from echostats.auth.v1 import auth_service_pb2_grpc
 from echostats.observability.v1 import observability_service_pb2_grpc
 from echostats_grpc.client import create_channel
 from echostats_platform.mongo import create_mongo_client
-from echostats_platform.redis import create_redis
 from gateway.settings import GatewaySettings
 
 
@@ -27,8 +26,8 @@ class ServiceClients:
     mongo: AsyncMongoClient
 
     @classmethod
-    def connect(cls, settings: GatewaySettings) -> ServiceClients:
-        """Open every channel (lazily connecting) and the Redis/MongoDB clients."""
+    def connect(cls, settings: GatewaySettings, redis: Redis) -> ServiceClients:
+        """Open every channel and the MongoDB client; call inside the serving event loop."""
         channels = {
             name: create_channel(target, default_timeout=settings.grpc_default_timeout_seconds)
             for name, target in settings.service_targets().items()
@@ -39,13 +38,12 @@ class ServiceClients:
             observability=observability_service_pb2_grpc.ObservabilityServiceStub(
                 channels["observability"]
             ),
-            redis=create_redis(settings),
+            redis=redis,
             mongo=create_mongo_client(settings, app_name="echostats-gateway"),
         )
 
     async def close(self) -> None:
-        """Close everything opened by connect()."""
+        """Close what connect() opened (Redis belongs to the app and closes with it)."""
         for channel in self.channels.values():
             await channel.close()
-        await self.redis.aclose()
         await self.mongo.close()

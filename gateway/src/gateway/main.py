@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from echostats_platform.redis import create_redis
 from gateway.clients import ServiceClients
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
@@ -15,16 +16,21 @@ from gateway.settings import GatewaySettings
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """Build the gateway app; clients connect lazily and close on shutdown."""
+    """Build the gateway app; service clients open at start-up and close on shutdown."""
     settings = settings or GatewaySettings()
-    clients = ServiceClients.connect(settings)
+    # Redis connects lazily, so the rate limiter can hold it before the loop runs; gRPC
+    # channels and the MongoDB client bind to the event loop and are opened in lifespan.
+    redis = create_redis(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        clients = ServiceClients.connect(settings, redis)
+        app.state.clients = clients
         try:
             yield
         finally:
             await clients.close()
+            await redis.aclose()
 
     app = FastAPI(
         title="EchoStats API",
@@ -36,9 +42,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.clients = clients
     install_error_handlers(app, settings)
-    install_middleware(app, settings, clients.redis)
+    install_middleware(app, settings, redis)
     app.include_router(health.router)
     app.include_router(auth.router)
     return app

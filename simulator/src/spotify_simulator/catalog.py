@@ -126,58 +126,62 @@ class _Family:
     explicit_rate: float
 
 
+# Columns after the genres: weight, energy, danceability, acousticness, instrumentalness,
+# valence, speechiness, tempo (BPM), loudness (dB), duration (s), explicit rate.
+# fmt: off
 _FAMILIES: tuple[_Family, ...] = (
     _Family(
         ("pop", "dance pop", "art pop", "electropop", "indie pop", "bedroom pop", "synthpop",
          "k-pop", "swedish pop", "uk pop", "alt z"),
         0.22, 0.66, 0.68, 0.18, 0.01, 0.55, 0.06, 118, -6.0, 200, 0.25,
-    ),  # fmt: skip
+    ),
     _Family(
         ("modern rock", "indie rock", "alternative rock", "garage rock", "post-punk",
          "shoegaze", "dream pop", "classic rock", "pop punk", "emo"),
         0.15, 0.74, 0.48, 0.12, 0.08, 0.45, 0.05, 126, -6.5, 225, 0.12,
-    ),  # fmt: skip
+    ),
     _Family(
         ("hip hop", "rap", "trap", "uk drill", "grime", "conscious hip hop",
          "alternative hip hop", "lo-fi hip hop", "melodic rap"),
         0.14, 0.64, 0.76, 0.14, 0.02, 0.48, 0.22, 128, -6.8, 190, 0.7,
-    ),  # fmt: skip
+    ),
     _Family(
         ("deep house", "melodic techno", "drum and bass", "uk garage", "edm",
          "progressive house", "ambient", "downtempo", "electronica"),
         0.11, 0.72, 0.66, 0.07, 0.55, 0.38, 0.06, 124, -7.5, 330, 0.04,
-    ),  # fmt: skip
+    ),
     _Family(
         ("contemporary r&b", "neo soul", "alternative r&b", "soul", "funk", "disco"),
         0.08, 0.55, 0.70, 0.25, 0.02, 0.56, 0.08, 104, -7.2, 215, 0.3,
-    ),  # fmt: skip
+    ),
     _Family(
         ("reggaeton", "trap latino", "latin pop", "urbano latino", "bachata", "salsa"),
         0.08, 0.74, 0.78, 0.15, 0.01, 0.66, 0.09, 98, -5.2, 205, 0.35,
-    ),  # fmt: skip
+    ),
     _Family(
         ("indie folk", "folk", "singer-songwriter", "contemporary country", "americana",
          "country road", "bluegrass", "chamber pop"),
         0.08, 0.42, 0.52, 0.62, 0.05, 0.44, 0.04, 112, -9.0, 230, 0.04,
-    ),  # fmt: skip
+    ),
     _Family(
         ("jazz", "contemporary jazz", "jazz fusion", "hard bop", "vocal jazz", "cool jazz"),
         0.05, 0.38, 0.55, 0.70, 0.45, 0.50, 0.05, 116, -11.0, 290, 0.0,
-    ),  # fmt: skip
+    ),
     _Family(
         ("classical", "baroque", "early romantic era", "modern classical", "neoclassical",
          "soundtrack", "orchestral"),
         0.04, 0.18, 0.28, 0.92, 0.88, 0.22, 0.04, 100, -19.0, 360, 0.0,
-    ),  # fmt: skip
+    ),
     _Family(
         ("metal", "metalcore", "progressive metal", "death metal", "alternative metal"),
         0.04, 0.92, 0.38, 0.02, 0.18, 0.28, 0.09, 138, -4.5, 270, 0.25,
-    ),  # fmt: skip
+    ),
     _Family(
         ("afrobeats", "amapiano", "afropop", "dancehall", "reggae"),
         0.03, 0.68, 0.80, 0.20, 0.05, 0.70, 0.10, 110, -6.2, 215, 0.15,
-    ),  # fmt: skip
+    ),
 )
+# fmt: on
 _FAMILY_CUM_WEIGHTS = tuple(accumulate(f.weight for f in _FAMILIES))
 _TIME_SIGNATURES = (4, 3, 5, 1)
 _TIME_SIGNATURE_CUM_WEIGHTS = tuple(accumulate((90, 7, 2, 1)))

@@ -76,7 +76,9 @@ class WebApiError(Exception):
 
 def unauthorized(message: str) -> WebApiError:
     """A 401 with Spotify's WWW-Authenticate header."""
-    return WebApiError(401, message, headers={"WWW-Authenticate": _WWW_AUTHENTICATE.format(message)})
+    return WebApiError(
+        401, message, headers={"WWW-Authenticate": _WWW_AUTHENTICATE.format(message)}
+    )
 
 
 class AccountsError(Exception):

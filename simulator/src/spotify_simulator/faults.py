@@ -221,7 +221,9 @@ class LatencyBook:
     def delay_s(self, method: str, path: str) -> float:
         """Seconds to wait before answering this request."""
         with self._lock:
-            hits = [r for r in self._rules.values() if _matches(r.path_prefix, r.method, path, method)]
+            hits = [
+                r for r in self._rules.values() if _matches(r.path_prefix, r.method, path, method)
+            ]
         if not hits:
             return 0.0
         best = max(hits, key=lambda r: (len(r.path_prefix), r.method is not None))
@@ -305,7 +307,7 @@ class RequestRecord:
     client_id: str | None
     time: str
     duration_ms: float
-    fault: bool = False
+    injected: str | None = None  # "fault" | "rate_limit" when the simulator answered itself
 
     def as_dict(self) -> dict[str, Any]:
         """JSON view for the control API."""

@@ -36,8 +36,11 @@ def is_spotify_id(value: str) -> bool:
 
 def image_set(kind: str, entity_id: str, sizes: tuple[int, ...] = (640, 300, 64)) -> list[dict]:
     """Spotify-like image objects (largest first) whose URLs are stable for an entity."""
-    digest = hashlib.sha256(f"{kind}:{entity_id}".encode()).hexdigest()
-    return [
-        {"url": f"https://i.scdn.co/image/ab67{digest[: 36]}{size:04d}", "height": size, "width": size}
-        for size in sizes
-    ]
+    images = []
+    for size in sizes:
+        # Spotify image ids are 40 hex characters starting with "ab67".
+        digest = hashlib.sha256(f"{kind}:{entity_id}:{size}".encode()).hexdigest()
+        images.append(
+            {"url": f"https://i.scdn.co/image/ab67{digest[:36]}", "height": size, "width": size}
+        )
+    return images

@@ -173,7 +173,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             metadata: list[tuple[str, str]] = [(REASON_METADATA_KEY, error.reason)]
             if error.retry_after is not None:
                 metadata.append((RETRY_AFTER_METADATA_KEY, str(error.retry_after)))
-            await context.abort(status_for(error), error.message, trailing_metadata=metadata)
+            await context.abort(status_for(error), error.message, trailing_metadata=tuple(metadata))
 
         def wrap(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
             return _around(behaviour, lambda context: None, on_error, lambda s, c: None)

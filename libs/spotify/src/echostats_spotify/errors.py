@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from echostats_platform.errors import (
     DomainError,
     InvalidArgument,
@@ -104,7 +105,8 @@ class RateLimited(SpotifyHTTPError, ResourceExhausted):
     """
 
     def __init__(self, message: str, *, quota_exceeded: bool, **kwargs: Any) -> None:
-        kwargs.setdefault("reason", REASON_QUOTA_EXCEEDED if quota_exceeded else REASON_RATE_LIMITED)
+        default = REASON_QUOTA_EXCEEDED if quota_exceeded else REASON_RATE_LIMITED
+        kwargs["reason"] = kwargs.get("reason") or default
         super().__init__(message, **kwargs)
         self.quota_exceeded = quota_exceeded
 

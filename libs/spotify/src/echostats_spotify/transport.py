@@ -27,8 +27,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from echostats_platform.context import remaining_budget, request_id_var
-from echostats_platform.settings import SpotifySettings
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -37,11 +35,13 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from tenacity.stop import stop_base
 
+from echostats_platform.context import remaining_budget, request_id_var
+from echostats_platform.settings import SpotifySettings
 from echostats_spotify.errors import (
     REASON_DEADLINE_EXCEEDED,
     REASON_QUOTA_EXCEEDED,
-    RateLimited,
     SpotifyUpstreamError,
     error_details,
     error_from_response,
@@ -181,6 +181,14 @@ async def exchange(
     return response
 
 
+class _StopBeforeDeadline(stop_base):
+    """Stop retrying when the next sleep would outlast the request's deadline."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        # Sleeping past the caller's deadline only to be cancelled helps nobody.
+        return bool(retry_state.upcoming_sleep >= remaining_budget(math.inf))
+
+
 class _Retryable(Exception):
     """Internal: a 5xx answer or a transient network failure worth another attempt."""
 
@@ -226,10 +234,6 @@ async def send_with_retries(
             return exc.delay
         return float(backoff(state))
 
-    def past_deadline(state: RetryCallState) -> bool:
-        # Sleeping past the caller's deadline only to be cancelled helps nobody.
-        return state.upcoming_sleep >= remaining_budget(math.inf)
-
     async def attempt_once() -> httpx.Response:
         try:
             response = await send()
@@ -261,7 +265,7 @@ async def send_with_retries(
 
     retrying = AsyncRetrying(
         retry=retry_if_exception_type((_Retryable, _Throttled)),
-        stop=stop_after_attempt(settings.spotify_max_retries + 1) | past_deadline,
+        stop=stop_after_attempt(settings.spotify_max_retries + 1) | _StopBeforeDeadline(),
         wait=wait,
         sleep=policy.sleep,
         reraise=True,

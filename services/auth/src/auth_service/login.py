@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +23,7 @@ from echostats_spotify.accounts import (
     new_code_verifier,
 )
 from echostats_spotify.client import SpotifyClient
+from echostats_spotify.errors import SpotifyHTTPError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,33 @@ class SignedIn:
     created: bool
 
 
+class FreshGrantTokens:
+    """Token provider for the moment between the code exchange and the user's creation.
+
+    /v1/me is read with the access token just granted; it is held under a one-off key
+    for that single call. A 401 on a brand-new token is not worth a refresh.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def hold(self, key: str, access_token: str) -> Iterator[str]:
+        """Make `access_token` available under `key` for the duration of the block."""
+        self._tokens[key] = access_token
+        try:
+            yield key
+        finally:
+            self._tokens.pop(key, None)
+
+    async def get_token(self, user_id: str, *, force_refresh: bool) -> str:
+        """The held token; refreshing is refused."""
+        token = self._tokens.get(user_id)
+        if token is None or force_refresh:
+            raise Unauthenticated("Spotify refused the new access token")
+        return token
+
+
 def profile_from_me(me: dict[str, Any]) -> SpotifyProfile:
     """Keep what we need of GET /v1/me (dev-mode apps get fewer fields: absent stays None)."""
     images = me.get("images") or []
@@ -70,6 +101,7 @@ class LoginService:
         states: OAuthStateStore,
         accounts: SpotifyAccountsClient,
         spotify: SpotifyClient,
+        fresh_tokens: FreshGrantTokens,
         users: UserRepository,
         sessions: SessionService,
         credentials: CredentialService,
@@ -79,6 +111,7 @@ class LoginService:
         self._states = states
         self._accounts = accounts
         self._spotify = spotify
+        self._fresh_tokens = fresh_tokens
         self._users = users
         self._sessions = sessions
         self._credentials = credentials
@@ -124,8 +157,12 @@ class LoginService:
                 "Spotify refused the authorization code", reason="INVALID_CODE"
             ) from exc
         try:
-            me = await self._spotify.get_json_with_token("/v1/me", access_token=grant.access_token)
-        except (Unauthenticated, InvalidArgument, NotFound) as exc:
+            pending_key = f"login-pending:{secrets.token_hex(8)}"
+            with self._fresh_tokens.hold(pending_key, grant.access_token) as key:
+                me = await self._spotify.get_json("/v1/me", user_id=key)
+        except (Unauthenticated, SpotifyHTTPError) as exc:
+            if isinstance(exc, UpstreamError):
+                raise
             raise UpstreamError("Spotify did not return the user profile") from exc
         profile = profile_from_me(me or {})
         now = datetime.now(UTC)
@@ -133,7 +170,7 @@ class LoginService:
         await self._credentials.store(user, grant)
         user = await self._users.get(user.id) or user
         token, session = await self._sessions.open(user, now)
-        log.info("user signed in", extra={"user_id": user.id, "created": created})
+        log.info("user signed in", extra={"user_id": user.id, "new_user": created})
         return SignedIn(user=user, token=token, session=session, created=created)
 
     async def dev_login(self) -> SignedIn:

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from auth_service.credentials import CredentialService
-from auth_service.login import LoginService
+from auth_service.login import FreshGrantTokens, LoginService
 from auth_service.oauth_state import OAuthStateStore
 from auth_service.repository import SessionRepository, UserRepository
 from auth_service.servicer import AuthServicer
@@ -41,9 +41,10 @@ async def open_server(
             # Indexes are created again on the next start if the database is down now.
             await users.ensure_indexes()
             await session_repo.ensure_indexes()
-        recorder = LoggingRecorder(caller="auth")
-        accounts = SpotifyAccountsClient(settings, http, recorder)
-        spotify = SpotifyClient(settings, http, recorder, token_provider=None)
+        recorder = LoggingRecorder()
+        accounts = SpotifyAccountsClient(settings, http, recorder, caller="auth")
+        fresh_tokens = FreshGrantTokens()
+        spotify = SpotifyClient(settings, http, recorder, fresh_tokens, caller="auth")
         sessions = SessionService(
             sessions=session_repo,
             users=users,
@@ -62,6 +63,7 @@ async def open_server(
             states=OAuthStateStore(redis, settings.oauth_state_ttl_seconds),
             accounts=accounts,
             spotify=spotify,
+            fresh_tokens=fresh_tokens,
             users=users,
             sessions=sessions,
             credentials=credentials,

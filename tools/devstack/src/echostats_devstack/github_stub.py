@@ -128,7 +128,7 @@ def _handler_for(stub: GithubStub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             # To the stub's log file, never to the test process's stderr.
             stub.log(format % args)
 

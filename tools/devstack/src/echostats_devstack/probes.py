@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -25,7 +26,13 @@ ATTEMPT_TIMEOUT_SECONDS = 1.0
 def mongo_ping(uri: str) -> Probe:
     """Ready when `ping` succeeds on the MongoDB-wire server at `uri`."""
 
+    address = urlsplit(uri)
+
     def probe() -> bool:
+        # PyMongo waits for its next heartbeat (0.5 s) after a refused connection; a plain
+        # connect first keeps the poll at the launcher's pace while the port is still closed.
+        if address.hostname and address.port:
+            tcp_accepts(address.hostname, address.port)()
         timeout_ms = int(ATTEMPT_TIMEOUT_SECONDS * 1000)
         client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
             uri,

@@ -1,0 +1,259 @@
+"""Fixtures for the Spotify client tests: a fake Spotify peer (httpx.MockTransport), a
+recording recorder, a counting token provider, a fake sleep, and a real redis-server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from echostats_platform.settings import SpotifySettings
+from echostats_spotify import (
+    ApiCallRecord,
+    PriorityGate,
+    RetryPolicy,
+    SpotifyAccountsClient,
+    SpotifyClient,
+)
+from echostats_spotify.capabilities import CapabilityRegistry
+
+API = "https://api.spotify.test"
+ACCOUNTS = "https://accounts.spotify.test"
+
+
+class ListRecorder:
+    """Keeps every record, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[ApiCallRecord] = []
+
+    def record(self, rec: ApiCallRecord) -> None:
+        self.records.append(rec)
+
+    @property
+    def statuses(self) -> list[int]:
+        return [r.status_code for r in self.records]
+
+
+class FakeTokens:
+    """Hands out token-0, then token-1, ... on each forced refresh; logs every request."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool]] = []
+        self.generation = 0
+
+    async def get_token(self, user_id: str, *, force_refresh: bool) -> str:
+        self.calls.append((user_id, force_refresh))
+        if force_refresh:
+            self.generation += 1
+        return f"token-{self.generation}"
+
+    @property
+    def forced(self) -> int:
+        return sum(1 for _, forced in self.calls if forced)
+
+
+@dataclass
+class FakeSleep:
+    """Records the delays the client asked to sleep, without sleeping."""
+
+    slept: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def make_settings(**overrides: Any) -> SpotifySettings:
+    values: dict[str, Any] = {
+        "spotify_client_id": "client-id",
+        "spotify_client_secret": "client-secret",
+        "spotify_redirect_uri": "http://127.0.0.1:8000/api/v1/auth/callback",
+        "spotify_accounts_url": ACCOUNTS,
+        "spotify_api_url": API,
+        "spotify_timeout_seconds": 5.0,
+        "spotify_max_retries": 3,
+        "spotify_max_retry_after_seconds": 30.0,
+    }
+    values.update(overrides)
+    return SpotifySettings(**values)
+
+
+@dataclass
+class Harness:
+    """A SpotifyClient wired to a fake Spotify, with everything it touched observable."""
+
+    client: SpotifyClient
+    recorder: ListRecorder
+    tokens: FakeTokens
+    sleep: FakeSleep
+    requests: list[httpx.Request]
+    http: httpx.AsyncClient
+
+
+Handler = Callable[[httpx.Request], Any]
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[Callable[..., Harness]]:
+    """Build SpotifyClient harnesses around a request handler; closes them afterwards."""
+    opened: list[httpx.AsyncClient] = []
+
+    def build(
+        handler: Handler,
+        *,
+        settings: dict[str, Any] | None = None,
+        rate_limit_jitter: float = 0.0,
+        gate: PriorityGate | None = None,
+        capabilities: CapabilityRegistry | None = None,
+        recorder: Any = None,
+        tokens: Any = None,
+    ) -> Harness:
+        requests: list[httpx.Request] = []
+
+        async def observed(request: httpx.Request) -> httpx.Response:
+            requests.append(request)
+            result = handler(request)
+            if hasattr(result, "__await__"):
+                result = await result
+            return result
+
+        http = httpx.AsyncClient(transport=httpx.MockTransport(observed))
+        opened.append(http)
+        sleep = FakeSleep()
+        list_recorder = ListRecorder()
+        fake_tokens = FakeTokens()
+        client = SpotifyClient(
+            make_settings(**(settings or {})),
+            http,
+            recorder if recorder is not None else list_recorder,
+            tokens if tokens is not None else fake_tokens,
+            caller="ingestion",
+            policy=RetryPolicy(
+                backoff_base=0.01,
+                backoff_max=1.0,
+                backoff_jitter=0.0,
+                rate_limit_jitter=rate_limit_jitter,
+                sleep=sleep,
+            ),
+            gate=gate,
+            capabilities=capabilities,
+        )
+        return Harness(client, list_recorder, fake_tokens, sleep, requests, http)
+
+    yield build
+    for http in opened:
+        await http.aclose()
+
+
+FIXED_NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class AccountsHarness:
+    """A SpotifyAccountsClient wired to a fake Accounts service."""
+
+    accounts: SpotifyAccountsClient
+    requests: list[httpx.Request]
+    recorder: ListRecorder
+    sleep: FakeSleep
+
+
+@pytest.fixture
+async def make_accounts() -> AsyncIterator[Callable[..., AccountsHarness]]:
+    """Build SpotifyAccountsClient harnesses around a request handler (clock fixed)."""
+    opened: list[httpx.AsyncClient] = []
+
+    def build(handler: Handler, **settings_overrides: Any) -> AccountsHarness:
+        requests: list[httpx.Request] = []
+
+        def observed(request: httpx.Request) -> httpx.Response:
+            requests.append(request)
+            return handler(request)
+
+        http = httpx.AsyncClient(transport=httpx.MockTransport(observed))
+        opened.append(http)
+        recorder = ListRecorder()
+        sleep = FakeSleep()
+        accounts = SpotifyAccountsClient(
+            make_settings(**settings_overrides),
+            http,
+            recorder,
+            caller="auth",
+            policy=RetryPolicy(backoff_base=0.0, backoff_jitter=0.0, sleep=sleep),
+            clock=lambda: FIXED_NOW,
+        )
+        return AccountsHarness(accounts, requests, recorder, sleep)
+
+    yield build
+    for http in opened:
+        await http.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port for the whole session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (make tools installs it)")
+    port = _free_port()
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """An asyncio Redis client on the test server."""
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
