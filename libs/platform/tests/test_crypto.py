@@ -22,7 +22,9 @@ def test_round_trip_and_format():
 
 def test_each_encryption_uses_a_fresh_nonce():
     cipher = TokenCipher({"k1": OLD})
-    assert cipher.encrypt("same", associated_data="a") != cipher.encrypt("same", associated_data="a")
+    assert cipher.encrypt("same", associated_data="a") != cipher.encrypt(
+        "same", associated_data="a"
+    )
 
 
 def test_associated_data_binds_the_owner():

@@ -44,7 +44,9 @@ def test_production_with_real_secrets_from_environment(monkeypatch):
     monkeypatch.setenv("ECHOSTATS_ENVIRONMENT", "production")
     monkeypatch.setenv("ECHOSTATS_SESSION_SECRET", "x" * 48)
     monkeypatch.setenv("ECHOSTATS_SPOTIFY_CLIENT_SECRET", "real-secret")
-    monkeypatch.setenv("ECHOSTATS_TOKEN_ENCRYPTION_KEYS", f"{_key()},{_key().replace('prod1', 'old')}")
+    monkeypatch.setenv(
+        "ECHOSTATS_TOKEN_ENCRYPTION_KEYS", f"{_key()},{_key().replace('prod1', 'old')}"
+    )
     settings = ExampleSettings()
     assert list(settings.token_keys()) == ["prod1", "old"]
     assert all(len(key) == 32 for key in settings.token_keys().values())
