@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -19,6 +16,7 @@ from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
+from echostats_devstack.pytest_plugin import RedisServer
 from echostats_platform.context import deadline_var, request_id_var
 from gateway.errors import install_error_handlers
 from gateway.middleware import (
@@ -32,68 +30,9 @@ from gateway.middleware import (
 from gateway.ratelimit import KEY_PREFIX
 from gateway.settings import GatewaySettings
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 ORIGIN = "https://app.example"
 DEFAULT_BUDGET = 0.3
 SLOW_BUDGET = 1.5
-
-
-class RedisServer:
-    """A throwaway redis-server on a free loopback port (no persistence)."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def client(self) -> Redis:
-        return Redis.from_url(
-            f"redis://127.0.0.1:{self.port}/0",
-            decode_responses=True,
-            socket_timeout=1,
-            socket_connect_timeout=1,
-        )
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = redis_server.client()
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def make_settings(**overrides: Any) -> GatewaySettings:
@@ -351,20 +290,19 @@ async def test_forwarded_for_from_trusted_proxy_is_honoured(redis: Redis) -> Non
     assert await redis.exists(KEY_PREFIX + "10.0.0.5") == 0
 
 
-async def test_limiter_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFixture) -> None:
-    server = RedisServer()
-    server.start()
-    redis = server.client()
+async def test_limiter_fails_open_when_redis_is_down(
+    redis: Redis, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = build_app(make_settings(), redis)
     try:
-        app, _ = build_app(make_settings(), redis)
         async with client_for(app) as http:
             before = await http.get("/ok")
-            server.stop()
+            redis_server.stop()
             with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
                 during = await http.get("/ok", headers={"Origin": ORIGIN})
     finally:
-        await redis.aclose()
-        server.stop()
+        # The server is shared by the session: bring it back for the tests that follow.
+        redis_server.start()
 
     assert before.headers["x-ratelimit-remaining"] == "4"
     assert during.status_code == 200

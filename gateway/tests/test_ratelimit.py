@@ -5,82 +5,20 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
 
+from echostats_devstack.pytest_plugin import RedisServer
 from gateway.ratelimit import KEY_PREFIX, RateLimiter, client_address
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisServer:
-    """A throwaway redis-server on a loopback port (no persistence)."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 def _client(server: RedisServer) -> Redis:
+    """Another client of the shared server (a second gateway replica, an admin)."""
     return Redis.from_url(
         server.url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
     )
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = _client(redis_server)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_admits_up_to_the_limit_then_rejects(redis: Redis) -> None:
@@ -160,15 +98,14 @@ async def test_concurrent_hits_never_exceed_the_limit(redis: Redis) -> None:
     assert sum(1 for d in decisions if d and d.allowed) == 10
 
 
-async def test_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFixture) -> None:
-    server = RedisServer()
-    server.start()
-    client = _client(server)
+async def test_fails_open_when_redis_is_down(
+    redis: Redis, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     try:
-        limiter = RateLimiter(client, limit=5, window_seconds=60, backoff_seconds=0.3)
+        limiter = RateLimiter(redis, limit=5, window_seconds=60, backoff_seconds=0.3)
         assert await limiter.hit("x") is not None
 
-        server.stop()
+        redis_server.stop()
         with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
             assert await limiter.hit("x") is None
         assert any("failing open" in r.getMessage() for r in caplog.records)
@@ -179,13 +116,13 @@ async def test_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFixture) -
         assert time.monotonic() - started < 0.05
 
         # Once Redis is back and the back-off has passed, limiting resumes.
-        server.start()
+        redis_server.start()
         await asyncio.sleep(0.35)
         decision = await limiter.hit("x")
         assert decision is not None and decision.allowed
     finally:
-        await client.aclose()
-        server.stop()
+        # The server is shared by the session: make sure it is up for the tests that follow.
+        redis_server.start()
 
 
 async def test_slow_redis_is_bounded_by_the_timeout(

@@ -154,3 +154,21 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def sim(client: httpx.AsyncClient) -> Sim:
     """The OAuth helper bound to `client`."""
     return Sim(client)
+
+
+@pytest.fixture
+def headers_for(client: httpx.AsyncClient):
+    """Mint tokens through the control API; returns the Bearer header for a user.
+
+    `scope=None` grants every known scope, as `POST /_sim/tokens` does.
+    """
+
+    async def mint(user_id: str = "sim_alice", scope: str | None = None) -> dict[str, str]:
+        body: dict[str, Any] = {"user_id": user_id}
+        if scope is not None:
+            body["scope"] = scope
+        response = await client.post("/_sim/tokens", json=body)
+        assert response.status_code == 201, response.text
+        return bearer(response.json()["access_token"])
+
+    return mint

@@ -77,3 +77,20 @@ def test_cli_flags_override_env() -> None:
 def test_main_refuses_non_loopback_host(capsys) -> None:
     assert main(["--host", "0.0.0.0", "--port", "0"]) == 2
     assert "non-loopback" in capsys.readouterr().err
+
+
+def test_play_knobs_from_env_and_flags() -> None:
+    assert SimulatorConfig().recent_window is None
+    assert SimulatorConfig().seeded_plays == 30
+    config = SimulatorConfig.from_env(
+        {"SIMULATOR_RECENT_WINDOW": "50", "SIMULATOR_SEEDED_PLAYS": "5"}
+    )
+    assert (config.recent_window, config.seeded_plays) == (50, 5)
+    assert SimulatorConfig.from_env({"SIMULATOR_RECENT_WINDOW": "0"}).recent_window is None
+    overridden = config_from(build_parser().parse_args(["--recent-window", "0"]), config)
+    assert overridden.recent_window is None
+    assert (
+        config_from(build_parser().parse_args(["--recent-window", "7"]), config).recent_window == 7
+    )
+    with pytest.raises(ValueError):
+        SimulatorConfig(recent_window=0)

@@ -152,9 +152,13 @@ async def test_unknown_api_path_has_spotify_404_body(sim) -> None:
 
 
 def _app_with_probe_routes(mode: str = "extended"):
-    """An app with extra routes built the way later issues will add endpoints."""
+    """An app with extra routes built the way later issues add endpoints.
+
+    They live under `/v1/probe` so that the real routers (which now serve audio features
+    and top items) do not shadow them.
+    """
     app = create_app(SimulatorConfig(mode=mode))
-    probe = APIRouter(prefix="/v1")
+    probe = APIRouter(prefix="/v1/probe")
 
     @probe.get("/audio-features", dependencies=[Depends(closed_in_development(403, None))])
     async def audio_features() -> dict:
@@ -184,14 +188,14 @@ async def test_closed_in_development_dependency() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
         token = (await client.post("/_sim/tokens", json={"user_id": "sim_alice"})).json()
         auth = {"Authorization": f"Bearer {token['access_token']}"}
-        assert (await client.get("/v1/audio-features", headers=auth)).status_code == 200
-        assert (await client.get("/v1/recommendations", headers=auth)).status_code == 200
+        assert (await client.get("/v1/probe/audio-features", headers=auth)).status_code == 200
+        assert (await client.get("/v1/probe/recommendations", headers=auth)).status_code == 200
         await client.put("/_sim/mode", json={"mode": "development"})
-        af = await client.get("/v1/audio-features", headers=auth)
-        rec = await client.get("/v1/recommendations", headers=auth)
-        nr = await client.get("/v1/browse/new-releases", headers=auth)
+        af = await client.get("/v1/probe/audio-features", headers=auth)
+        rec = await client.get("/v1/probe/recommendations", headers=auth)
+        nr = await client.get("/v1/probe/browse/new-releases", headers=auth)
         # Authentication still comes first: 401 beats the dev-mode 403.
-        anon = await client.get("/v1/audio-features")
+        anon = await client.get("/v1/probe/audio-features")
     assert af.status_code == 403
     assert af.json() == {"error": {"status": 403}}
     assert rec.status_code == 404
@@ -211,13 +215,13 @@ async def test_require_scopes_and_query_validation() -> None:
         ).json()
         wide = (await client.post("/_sim/tokens", json={"user_id": "sim_bob"})).json()
         denied = await client.get(
-            "/v1/me/top/tracks", headers={"Authorization": f"Bearer {narrow['access_token']}"}
+            "/v1/probe/me/top/tracks", headers={"Authorization": f"Bearer {narrow['access_token']}"}
         )
         allowed = await client.get(
-            "/v1/me/top/tracks", headers={"Authorization": f"Bearer {wide['access_token']}"}
+            "/v1/probe/me/top/tracks", headers={"Authorization": f"Bearer {wide['access_token']}"}
         )
         bad_limit = await client.get(
-            "/v1/browse/new-releases?limit=99",
+            "/v1/probe/browse/new-releases?limit=99",
             headers={"Authorization": f"Bearer {wide['access_token']}"},
         )
     assert denied.status_code == 403

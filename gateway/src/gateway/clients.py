@@ -9,6 +9,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from echostats.auth.v1 import auth_service_pb2_grpc
+from echostats.ingestion.v1 import ingestion_service_pb2_grpc
 from echostats.observability.v1 import observability_service_pb2_grpc
 from echostats_grpc.client import create_channel
 from echostats_platform.mongo import create_mongo_client
@@ -21,6 +22,7 @@ class ServiceClients:
 
     channels: dict[str, grpc.aio.Channel]
     auth: auth_service_pb2_grpc.AuthServiceStub
+    ingestion: ingestion_service_pb2_grpc.IngestionServiceStub
     observability: observability_service_pb2_grpc.ObservabilityServiceStub
     redis: Redis
     mongo: AsyncMongoClient
@@ -35,6 +37,7 @@ class ServiceClients:
         return cls(
             channels=channels,
             auth=auth_service_pb2_grpc.AuthServiceStub(channels["auth"]),
+            ingestion=ingestion_service_pb2_grpc.IngestionServiceStub(channels["ingestion"]),
             observability=observability_service_pb2_grpc.ObservabilityServiceStub(
                 channels["observability"]
             ),

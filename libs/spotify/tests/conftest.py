@@ -1,22 +1,19 @@
 """Fixtures for the Spotify client tests: a fake Spotify peer (httpx.MockTransport), a
-recording recorder, a counting token provider, a fake sleep, and a real redis-server."""
+recording recorder, a counting token provider, a fake sleep, and a client of the
+session's real redis-server (`redis_server` from the devstack's pytest plugin)."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from echostats_devstack.pytest_plugin import RedisServer
 from echostats_platform.settings import SpotifySettings
 from echostats_spotify import (
     ApiCallRecord,
@@ -199,60 +196,10 @@ async def make_accounts() -> AsyncIterator[Callable[..., AccountsHarness]]:
         await http.aclose()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a free loopback port for the whole session."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (make tools installs it)")
-    port = _free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """An asyncio Redis client on the test server."""
-    client = Redis.from_url(redis_url, decode_responses=True)
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """An asyncio client of the shared redis-server; each test uses a key prefix of its own."""
+    client = Redis.from_url(redis_server.url, decode_responses=True)
     try:
         yield client
     finally:

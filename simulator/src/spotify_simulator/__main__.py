@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests per app per 30 s window, 0 = off (env SIMULATOR_RATE_LIMIT)",
     )
     parser.add_argument(
+        "--recent-window",
+        type=int,
+        help="recently-played serves only the last N plays, 0 = all (env SIMULATOR_RECENT_WINDOW;"
+        " Spotify: 50)",
+    )
+    parser.add_argument(
         "--log-level",
         default=None,
         choices=["critical", "error", "warning", "info", "debug"],
@@ -100,6 +106,8 @@ def config_from(args: argparse.Namespace, base: SimulatorConfig) -> SimulatorCon
         overrides["redirect_uris"] = tuple(args.redirect_uris)
     if args.rate_limit is not None:
         overrides["rate_limit"] = args.rate_limit or None
+    if args.recent_window is not None:
+        overrides["recent_window"] = args.recent_window or None
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 

@@ -2,22 +2,30 @@
 
 Accounts paths (`/authorize`, `/api/token`) and Web API paths (`/v1/...`) share one app
 and one `SimulatorState`; the control API sits under `/_sim`. Each Spotify area is its own
-router module (`accounts.py`, `me.py`; later `tracks.py`, `player.py`, ...) registered in
-`ROUTERS`. The OpenAPI/docs pages live under `/_sim` so no Spotify path is shadowed.
+router module (`accounts.py`, `me.py`, `recently_played.py`, `playlists.py`, `top.py`,
+`audio_features.py`; later `tracks.py`, `player.py`, ...) registered in `ROUTERS`. The
+OpenAPI/docs pages live under `/_sim` so no Spotify path is shadowed.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from . import accounts, control, me
+from . import accounts, audio_features, control, me, playlists, recently_played, top
 from .config import SimulatorConfig
 from .errors import install_error_handlers
 from .middleware import SimulatorMiddleware
 from .state import SimulatorState
 
 # Spotify-facing areas, one module each; later issues append theirs here.
-ROUTERS: tuple[APIRouter, ...] = (accounts.router, me.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    accounts.router,
+    me.router,
+    recently_played.router,
+    playlists.router,
+    top.router,
+    audio_features.router,
+)
 
 
 def create_app(config: SimulatorConfig | None = None) -> FastAPI:

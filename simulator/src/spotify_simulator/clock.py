@@ -23,6 +23,10 @@ class Clock:
         """Current simulated time in epoch seconds."""
         return time.time() + self._offset
 
+    def now_ms(self) -> int:
+        """Current simulated time in Unix milliseconds (the unit of Spotify's play cursors)."""
+        return int(self.now() * 1000)
+
     @property
     def offset(self) -> float:
         """How far the simulated clock is ahead of wall time, in seconds."""
@@ -40,6 +44,12 @@ class Clock:
         """Return to wall time."""
         with self._lock:
             self._offset = 0.0
+
+
+def iso_utc_ms(epoch_ms: int) -> str:
+    """Format Unix milliseconds exactly as Spotify's `played_at`: `2026-04-20T10:00:00.123Z`."""
+    moment = datetime.fromtimestamp(epoch_ms // 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
 def iso_utc(epoch_s: float) -> str:

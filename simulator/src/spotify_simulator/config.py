@@ -50,6 +50,11 @@ class SimulatorConfig:
     catalog_seed: int = 20_240_101
     catalog_tracks: int = 10_000
     request_log_size: int = 10_000
+    # Recently-played reachability: None keeps every logged play reachable; Spotify itself
+    # only serves the last 50 (ref §2), which tests can show by setting 50.
+    recent_window: int | None = None
+    # Plays each seeded user has at start and after reset (from echostats_synthetic).
+    seeded_plays: int = 30
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
@@ -60,6 +65,10 @@ class SimulatorConfig:
             raise ValueError("rate_limit must be positive or None")
         if self.catalog_tracks < 1:
             raise ValueError("catalog_tracks must be at least 1")
+        if self.recent_window is not None and self.recent_window < 1:
+            raise ValueError("recent_window must be positive or None")
+        if self.seeded_plays < 0:
+            raise ValueError("seeded_plays must not be negative")
         # Coerce plain strings (from env or tests) to the enum.
         object.__setattr__(self, "mode", Mode(self.mode))
         object.__setattr__(self, "redirect_uris", tuple(self.redirect_uris))
@@ -89,4 +98,8 @@ class SimulatorConfig:
             kwargs["catalog_seed"] = int(value)
         if value := env.get("SIMULATOR_CATALOG_TRACKS"):
             kwargs["catalog_tracks"] = int(value)
+        if value := env.get("SIMULATOR_RECENT_WINDOW"):
+            kwargs["recent_window"] = int(value) or None
+        if value := env.get("SIMULATOR_SEEDED_PLAYS"):
+            kwargs["seeded_plays"] = int(value)
         return cls(**kwargs)  # type: ignore[arg-type]

@@ -1,12 +1,13 @@
 """The one shared, mutable simulator state that every router reads.
 
 `SimulatorState` composes the immutable catalog with the mutable parts: the app mode,
-registered apps, users, OAuth tokens, faults, latency, the rate limiter, the request log
-and the clock. Each part guards itself with a lock and never holds it across an `await`,
-so the state is safe for one asyncio process (and for handlers run in threads).
+registered apps, users, OAuth tokens, faults, latency, the rate limiter, the request log,
+the clock, each user's play log (`plays`) and playlist library (`playlists`). Each part
+guards itself with a lock and never holds it across an `await`, so the state is safe for
+one asyncio process (and for handlers run in threads).
 
-Later areas (recently played, playlists, player, library) add their per-user state here
-as further fields that `reset()` restores, and read the catalog from `self.catalog`.
+Later areas (player, library) add their per-user state here as further fields that
+`reset()` restores, and read the catalog from `self.catalog`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from .catalog import Catalog, generate_catalog
+from echostats_synthetic.catalog import Catalog, generate_catalog
+
 from .clock import Clock
 from .config import Mode, SimulatorConfig
 from .faults import FaultBook, LatencyBook, RateLimiter, RequestLog
+from .play_log import PlayLog
+from .playlist_store import PlaylistStore
 from .tokens import TokenStore
 from .users import SimUser, seeded_users
 
@@ -51,6 +55,8 @@ class SimulatorState:
         self.latency = LatencyBook()
         self.rate_limiter = RateLimiter(config.rate_limit, config.rate_limit_window_s)
         self.requests = RequestLog(config.request_log_size)
+        self.plays = PlayLog(self.catalog, recent_window=config.recent_window)
+        self.playlists = PlaylistStore(self.catalog)
         self.apps = {
             config.client_id: RegisteredApp(
                 config.client_id, config.client_secret, config.redirect_uris
@@ -64,20 +70,30 @@ class SimulatorState:
     # --- lifecycle ------------------------------------------------------------------------
 
     def reset(self, *, tokens: bool = False) -> None:
-        """Restore seeded users and the configured mode; clear faults, latency, log, clock.
+        """Restore seeded users, their plays and playlists, and the configured mode and
+        knobs; clear faults, latency, the request log and the clock offset.
 
         Issued tokens survive unless `tokens=True`, so a long-running stack that reset the
         simulator between tests keeps its signed-in users (tokens of users that no longer
         exist answer `Invalid access token`).
         """
+        users = seeded_users()
         with self._lock:
-            self._users = {u.id: u for u in seeded_users()}
+            self._users = {u.id: u for u in users}
             self.mode = self.config.mode
         self.faults.clear()
         self.latency.clear()
         self.rate_limiter.configure(self.config.rate_limit, self.config.rate_limit_window_s)
         self.requests.clear()
         self.clock.reset()
+        # Seeded plays end before the (just reset) simulated now.
+        self.plays.reset(
+            [u.id for u in users],
+            now_ms=self.clock.now_ms(),
+            count=self.config.seeded_plays,
+            recent_window=self.config.recent_window,
+        )
+        self.playlists.reset(users, self.plays.taste)
         if tokens:
             self.tokens.clear()
 

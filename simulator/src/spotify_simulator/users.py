@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .ids import image_set, stable_id
+from echostats_synthetic.ids import image_set, stable_id
 
 PRODUCTS = ("premium", "free", "open")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from echostats_devstack import LocalStack, StackPorts
+from echostats_devstack.components import SERVICES, TIERS
 from echostats_devstack.environment import process_environment, shared_environment
 
 PORTS = StackPorts(
@@ -96,3 +97,32 @@ def test_github_url_is_unset_without_the_stub(tmp_path: Path) -> None:
     stack = LocalStack(tmp_path, ports=PORTS, components={"ferretdb", "redis"})
     assert stack.github_stub_url is None
     assert "ECHOSTATS_GITHUB_API_URL" not in stack.shared_env()
+
+
+def test_the_ingestion_worker_shares_the_ingestion_environment(tmp_path: Path) -> None:
+    ports = PORTS.copy()
+    ports.metrics.update({"ingestion": 27132, "ingestion-worker": 27133})
+    stack = LocalStack(
+        tmp_path,
+        ports=ports,
+        component_env={
+            "ingestion": {"ECHOSTATS_QUEUE_CLAIM_IDLE_MS": "2000", "ECHOSTATS_LOG_LEVEL": "DEBUG"},
+            "ingestion-worker": {"ECHOSTATS_LOG_LEVEL": "WARNING"},
+        },
+    )
+    service = stack.process_env("ingestion")
+    worker = stack.process_env("ingestion-worker")
+    # The service's settings and overrides, its own metrics port, its own overrides last.
+    assert worker["ECHOSTATS_GRPC_PORT"] == service["ECHOSTATS_GRPC_PORT"] == "27111"
+    assert worker["ECHOSTATS_MONGODB_URI"] == service["ECHOSTATS_MONGODB_URI"]
+    assert worker["ECHOSTATS_QUEUE_CLAIM_IDLE_MS"] == "2000"
+    assert worker["ECHOSTATS_METRICS_PORT"] == "27133"
+    assert service["ECHOSTATS_METRICS_PORT"] == "27132"
+    assert worker["ECHOSTATS_LOG_LEVEL"] == "WARNING"
+    assert service["ECHOSTATS_LOG_LEVEL"] == "DEBUG"
+    assert "ingestion-worker" in stack.components
+
+
+def test_the_worker_starts_after_the_services() -> None:
+    tier_of = {name: index for index, tier in enumerate(TIERS) for name in tier}
+    assert all(tier_of["ingestion-worker"] > tier_of[service] for service in SERVICES)

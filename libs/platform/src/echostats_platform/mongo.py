@@ -6,10 +6,16 @@ and speaks to MongoDB and FerretDB alike.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from echostats_platform.settings import CommonSettings
+
+log = logging.getLogger(__name__)
 
 
 def create_mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient:
@@ -37,3 +43,26 @@ async def is_ferretdb(database: AsyncDatabase) -> bool:
     """True when the server is FerretDB (no TTL indexes, limited aggregation)."""
     info = await database.client.admin.command("buildInfo")
     return "ferretdbVersion" in info
+
+
+def ensure_indexes_in_background(
+    *creators: Callable[[], Awaitable[None]], retry_seconds: float = 5.0
+) -> asyncio.Task[None]:
+    """Create indexes now, or keep retrying in the background while the database is down.
+
+    A service must start (and answer health) even when MongoDB is briefly unavailable;
+    its indexes then appear as soon as the database answers. Cancel the task on shutdown.
+    """
+
+    async def run() -> None:
+        while True:
+            try:
+                for create in creators:
+                    await create()
+            except Exception as exc:
+                log.warning("index creation deferred", extra={"error": str(exc)[:200]})
+                await asyncio.sleep(retry_seconds)
+            else:
+                return
+
+    return asyncio.create_task(run(), name="ensure-indexes")

@@ -118,7 +118,7 @@ class CredentialService:
                 return token, creds.expires_at
             refresh_token = self._decrypt(user, creds.refresh_token_encrypted, "refresh_token")
             try:
-                grant = await self._accounts.refresh(refresh_token)
+                grant = await self._accounts.refresh(refresh_token, user_id=user.id)
             except InvalidGrant as exc:
                 now = datetime.now(UTC)
                 await self._users.mark_reauth_required(user.id, now)

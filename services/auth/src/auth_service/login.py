@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from auth_service.after_login import AfterLogin
 from auth_service.credentials import CredentialService
 from auth_service.models import Session, SpotifyProfile, User
 from auth_service.oauth_state import OAuthStateStore, binding_matches
@@ -105,6 +106,7 @@ class LoginService:
         users: UserRepository,
         sessions: SessionService,
         credentials: CredentialService,
+        after_login: AfterLogin,
         scopes: list[str],
         dev_login_allowed: bool,
     ) -> None:
@@ -115,6 +117,7 @@ class LoginService:
         self._users = users
         self._sessions = sessions
         self._credentials = credentials
+        self._after_login = after_login
         self._scopes = scopes
         self._dev_login_allowed = dev_login_allowed
 
@@ -171,6 +174,7 @@ class LoginService:
         user = await self._users.get(user.id) or user
         token, session = await self._sessions.open(user, now)
         log.info("user signed in", extra={"user_id": user.id, "new_user": created})
+        await self._after_login.start_initial_sync(user.id)
         return SignedIn(user=user, token=token, session=session, created=created)
 
     async def dev_login(self) -> SignedIn:
@@ -191,4 +195,5 @@ class LoginService:
             now,
         )
         token, session = await self._sessions.open(user, now)
+        await self._after_login.seed_demo_history(user.id)
         return SignedIn(user=user, token=token, session=session, created=created)

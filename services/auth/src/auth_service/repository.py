@@ -107,6 +107,18 @@ class UserRepository:
             },
         )
 
+    async def list_active_ids(self, *, after: str | None, limit: int) -> list[str]:
+        """Ids of users with usable Spotify credentials, in id order, after `after`."""
+        query: dict[str, Any] = {
+            "spotify_credentials": {"$exists": True},
+            "reauth_required": {"$ne": True},
+        }
+        oid = _object_id(after) if after else None
+        if oid is not None:
+            query["_id"] = {"$gt": oid}
+        cursor = self._users.find(query, {"_id": 1}).sort("_id", 1).limit(limit)
+        return [str(doc["_id"]) async for doc in cursor]
+
     async def mark_reauth_required(self, user_id: str, now: datetime) -> None:
         """Spotify refused the refresh token: the user must sign in again."""
         await self._users.update_one(

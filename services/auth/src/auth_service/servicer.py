@@ -128,3 +128,13 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         if user is None:
             raise NotFound("User not found", reason="USER_NOT_FOUND")
         return pb.GetUserResponse(user=_user_pb(user))
+
+    async def ListActiveUsers(
+        self, request: pb.ListActiveUsersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListActiveUsersResponse:
+        page_size = request.page_size or 500
+        if not 1 <= page_size <= 1000:
+            raise InvalidArgument("page_size must be between 1 and 1000")
+        ids = await self._users.list_active_ids(after=request.page_token or None, limit=page_size)
+        next_token = ids[-1] if len(ids) == page_size else ""
+        return pb.ListActiveUsersResponse(user_ids=ids, next_page_token=next_token)

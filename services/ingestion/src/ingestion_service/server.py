@@ -1,4 +1,8 @@
-"""Builds the ingestion service: its database and cache clients, servicer and gRPC server."""
+"""Builds the ingestion gRPC service: the shared runtime, the servicer and the server.
+
+The service starts jobs (TriggerSync, SeedDemoHistory) and serves history (ListPlays); it
+never calls Spotify itself — the work runs in `python -m ingestion_service.worker`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ from collections.abc import AsyncIterator
 
 from echostats.ingestion.v1 import ingestion_service_pb2, ingestion_service_pb2_grpc
 from echostats_grpc.server import BuiltServer, build_server
-from echostats_platform.mongo import create_mongo_client
-from echostats_platform.redis import create_redis
+from ingestion_service.runtime import open_runtime
 from ingestion_service.servicer import IngestionServicer
 from ingestion_service.settings import IngestionSettings
 
@@ -20,10 +23,8 @@ async def open_server(
     settings: IngestionSettings, *, port: int | None = None
 ) -> AsyncIterator[BuiltServer]:
     """Wire the service and yield its (not yet started) server; closes clients on exit."""
-    mongo = create_mongo_client(settings, app_name="echostats-ingestion")
-    redis = create_redis(settings)
-    try:
-        servicer = IngestionServicer()
+    async with open_runtime(settings) as runtime:
+        servicer = IngestionServicer(starter=runtime.starter, plays=runtime.plays)
         built = build_server(
             registrars=[
                 lambda server: ingestion_service_pb2_grpc.add_IngestionServiceServicer_to_server(
@@ -35,6 +36,3 @@ async def open_server(
             port=settings.grpc_port if port is None else port,
         )
         yield built
-    finally:
-        await redis.aclose()
-        await mongo.close()

@@ -1,4 +1,9 @@
-"""Builds the observability service: its database and cache clients, servicer and gRPC server."""
+"""Builds the observability service: clients, repositories, use cases, servicer, gRPC server.
+
+Besides the server, the block runs this replica's background tasks (index creation,
+retried while the database is down; the stale-job reaper; API-log retention) and cancels
+them on exit, before the clients close.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,35 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
+from pymongo.asynchronous.database import AsyncDatabase
 
 from echostats.observability.v1 import observability_service_pb2, observability_service_pb2_grpc
 from echostats_grpc.server import BuiltServer, build_server
-from echostats_platform.mongo import create_mongo_client
+from echostats_platform.mongo import create_mongo_client, is_ferretdb
 from echostats_platform.redis import create_redis
+from observability_service.api_calls import ApiCallLog
+from observability_service.background import periodically, running_tasks, until_done
+from observability_service.jobs import JobLedger
 from observability_service.release_check import ReleaseChecker
+from observability_service.repository import ApiCallRepository, JobRepository
 from observability_service.servicer import ObservabilityServicer
 from observability_service.settings import ObservabilitySettings
 
 SERVICE_NAME = observability_service_pb2.DESCRIPTOR.services_by_name[
     "ObservabilityService"
 ].full_name
+
+
+async def ensure_indexes(
+    database: AsyncDatabase,
+    jobs: JobRepository,
+    calls: ApiCallRepository,
+    settings: ObservabilitySettings,
+) -> None:
+    """Create every index; the TTL index on API calls only where the server has TTL."""
+    await jobs.ensure_indexes()
+    ttl_seconds = None if await is_ferretdb(database) else settings.api_log_retention_days * 86400
+    await calls.ensure_indexes(ttl_seconds=ttl_seconds)
 
 
 @contextlib.asynccontextmanager
@@ -32,6 +54,11 @@ async def open_server(
         headers={"User-Agent": f"EchoStats/{settings.version}"},
     )
     try:
+        database = mongo[settings.mongodb_database]
+        job_repo = JobRepository(database)
+        call_repo = ApiCallRepository(database)
+        ledger = JobLedger(jobs=job_repo, stale_after_seconds=settings.job_stale_after_seconds)
+        call_log = ApiCallLog(calls=call_repo, retention_days=settings.api_log_retention_days)
         releases = ReleaseChecker(
             http=http,
             redis=redis,
@@ -41,7 +68,7 @@ async def open_server(
             cache_seconds=settings.update_check_cache_seconds,
             failure_cache_seconds=settings.update_check_failure_cache_seconds,
         )
-        servicer = ObservabilityServicer(releases=releases)
+        servicer = ObservabilityServicer(jobs=ledger, api_calls=call_log, releases=releases)
         built = build_server(
             registrars=[
                 lambda server: (
@@ -54,7 +81,20 @@ async def open_server(
             host=settings.grpc_host,
             port=settings.grpc_port if port is None else port,
         )
-        yield built
+        async with running_tasks(
+            until_done(
+                "ensure-indexes",
+                settings.index_retry_interval_seconds,
+                lambda: ensure_indexes(database, job_repo, call_repo, settings),
+            ),
+            periodically("job-reaper", settings.job_reaper_interval_seconds, ledger.reap_stale),
+            periodically(
+                "api-log-retention",
+                settings.api_log_retention_interval_seconds,
+                call_log.purge_expired,
+            ),
+        ):
+            yield built
     finally:
         await http.aclose()
         await redis.aclose()

@@ -13,6 +13,14 @@ SERVICE_MODULES: dict[str, str] = {
 }
 SERVICES: tuple[str, ...] = tuple(SERVICE_MODULES)
 
+# Background workers by component name -> (Python module, the service whose environment
+# and component overrides they share). A worker listens on no port of its own: its
+# readiness probe is its metrics endpoint.
+WORKER_MODULES: dict[str, tuple[str, str]] = {
+    "ingestion-worker": ("ingestion_service.worker", "ingestion"),
+}
+WORKERS: tuple[str, ...] = tuple(WORKER_MODULES)
+
 SIMULATOR_MODULE = "spotify_simulator"
 GATEWAY_MODULE = "gateway"
 
@@ -21,12 +29,14 @@ GATEWAY_MODULE = "gateway"
 TIERS: tuple[tuple[str, ...], ...] = (
     ("ferretdb", "redis", "simulator", "github-stub"),
     SERVICES,
-    ("gateway",),
+    # Workers call the services (ledger, tokens) and the gateway only calls services, so
+    # both start once every service is up, side by side.
+    (*WORKERS, "gateway"),
 )
 ALL_COMPONENTS: frozenset[str] = frozenset(name for tier in TIERS for name in tier)
 
 # Python processes receive the ECHOSTATS_* environment and a metrics port of their own.
-PYTHON_COMPONENTS: frozenset[str] = frozenset({"simulator", "gateway", *SERVICES})
+PYTHON_COMPONENTS: frozenset[str] = frozenset({"simulator", "gateway", *SERVICES, *WORKERS})
 
 
 def env_key(component: str) -> str:

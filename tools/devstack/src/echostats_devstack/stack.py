@@ -1,9 +1,10 @@
 """LocalStack: the whole EchoStats stack as real processes on loopback, in dependency order.
 
 FerretDB, Redis, the Spotify simulator and the GitHub stub start first, then the six gRPC
-services in parallel, then the gateway; each must pass its readiness probe before the next
-tier starts. Stopping walks the tiers backwards. Fault hooks stop, kill and restart single
-components on the same port with the same data, for the fault tests.
+services in parallel, then the gateway and the background workers (the ingestion worker);
+each must pass its readiness probe before the next tier starts. Stopping walks the tiers
+backwards. Fault hooks stop, kill and restart single components on the same port with the
+same data, for the fault tests (e.g. kill the ingestion worker mid-job).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from echostats_devstack.components import (
     SERVICES,
     SIMULATOR_MODULE,
     TIERS,
+    WORKER_MODULES,
     is_extra_gateway,
 )
 from echostats_devstack.environment import (
@@ -306,8 +308,18 @@ class LocalStack:
     def process_env(self, name: str) -> dict[str, str]:
         """The full environment a Python component is (or would be) started with."""
         own: dict[str, str] = {}
+        component_overrides = self._component_env.get(name)
         if name in SERVICE_MODULES:
             own = service_environment(self._ports.get(name), self._ports.metrics.get(name, 0))
+        elif name in WORKER_MODULES:
+            # The same environment as its service (overrides included), with its own
+            # metrics port; its own overrides come last.
+            service = WORKER_MODULES[name][1]
+            own = service_environment(self._ports.get(service), self._ports.metrics.get(name, 0))
+            component_overrides = {
+                **self._component_env.get(service, {}),
+                **self._component_env.get(name, {}),
+            }
         elif name == "gateway":
             own = gateway_environment(self._ports.gateway, self._ports.metrics.get(name, 0))
         elif is_extra_gateway(name):
@@ -317,7 +329,7 @@ class LocalStack:
             shared=self.shared_env(),
             own=own,
             global_overrides=self._env,
-            component_overrides=self._component_env.get(name),
+            component_overrides=component_overrides,
         )
 
     def __repr__(self) -> str:
@@ -373,6 +385,25 @@ class LocalStack:
                     module=GATEWAY_MODULE,
                     probe=lambda: probes.http_ok(f"{urls().gateway_url}/api/health"),
                 )
+            elif name in WORKER_MODULES:
+                self._components[name] = self._worker_component(name)
+
+    def _worker_component(self, name: str) -> ProcessComponent:
+        # No port of its own: the metrics endpoint is both its only listener and its
+        # readiness probe (the worker opens it once its queues are set up).
+        def metrics_port() -> int:
+            return self._ports.metrics[name]
+
+        def repick() -> None:
+            self._ports.metrics[name] = pick_free_port()
+
+        return self._python_component(
+            name,
+            module=WORKER_MODULES[name][0],
+            probe=lambda: probes.http_ok(f"http://{LOOPBACK}:{metrics_port()}/metrics"),
+            port=metrics_port,
+            repick=repick,
+        )
 
     def _urls(self) -> StackUrls:
         # Built on demand: a port may move (EADDRINUSE retry) between two launches.
@@ -456,7 +487,7 @@ class LocalStack:
         return LaunchSpec(argv=argv, env=_parent_environ(), cwd=self.run_dir)
 
     def _resolve_ports(self) -> None:
-        for name in ALL_COMPONENTS:
+        for name in ALL_COMPONENTS - set(WORKER_MODULES):
             if self._ports.get(name) == 0:
                 self._ports.set(name, pick_free_port())
             elif name in self._selected and isinstance(self._components[name], ProcessComponent):
@@ -518,7 +549,12 @@ class LocalStack:
             component.start()
         except ComponentStartError as exc:
             clash = "already in use" in exc.reason
-            if isinstance(component, ProcessComponent) and (clash or component.address_in_use()):
+            # Workers listen only on a picked metrics port, which no variable fixes.
+            if (
+                name not in WORKER_MODULES
+                and isinstance(component, ProcessComponent)
+                and (clash or component.address_in_use())
+            ):
                 # Only fixed ports get here (free ones move on a clash): say how to move it.
                 variable = f"DEVSTACK_{name.replace('-', '_').upper()}_PORT"
                 port = self._ports.get(name)

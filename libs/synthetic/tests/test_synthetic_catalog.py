@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from statistics import mean
 
-from spotify_simulator.catalog import generate_catalog
-from spotify_simulator.ids import BASE62, is_spotify_id, stable_id
+from echostats_synthetic.catalog import generate_catalog
+from echostats_synthetic.ids import BASE62, is_spotify_id, stable_id, stable_seed
 
 _build = generate_catalog.__wrapped__  # bypass the per-process cache to measure real work
 
@@ -108,3 +108,10 @@ def test_stable_id_is_deterministic() -> None:
     )
     assert stable_id("a") != stable_id("b")
     assert is_spotify_id(stable_id("x"))
+
+
+def test_stable_seed_is_deterministic() -> None:
+    # sha256-based, so the same in every process (unlike hash()).
+    assert stable_seed("listener", "sim_alice") == stable_seed("listener", "sim_alice")
+    assert stable_seed("a", "b") != stable_seed("ab")
+    assert 0 <= stable_seed("x") < 2**64

@@ -1,8 +1,8 @@
-"""Spotify-style identifiers: 22-character base62 ids and stable image URLs.
+"""Spotify-style identifiers, stable image URLs and derived seeds.
 
 Random ids come from a caller-supplied seeded `random.Random`, so the catalog is the same
-on every start; `stable_id` derives an id from a name (user `account_id`s, image hashes)
-without any RNG state at all.
+on every start; `stable_id` and `stable_seed` derive an id or an RNG seed from names (user
+`account_id`s, playlist ids, per-user history seeds) without any RNG state at all.
 """
 
 from __future__ import annotations
@@ -44,3 +44,13 @@ def image_set(kind: str, entity_id: str, sizes: tuple[int, ...] = (640, 300, 64)
             {"url": f"https://i.scdn.co/image/ab67{digest[:36]}", "height": size, "width": size}
         )
     return images
+
+
+def image_url(kind: str, entity_id: str, size: int = 640) -> str:
+    """The URL of one image in `image_set(kind, entity_id)` (the largest by default)."""
+    return image_set(kind, entity_id, (size,))[0]["url"]
+
+
+def stable_seed(*parts: str) -> int:
+    """A 64-bit RNG seed derived from `parts`; unlike `hash()`, the same in every process."""
+    return int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:8], "big")

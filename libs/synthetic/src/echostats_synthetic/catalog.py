@@ -3,7 +3,8 @@
 `generate_catalog(seed, n_tracks)` is pure: the same arguments always give the same
 catalog (one seeded `random.Random`, no clock, no global state), and the result is
 immutable, so it is cached per process and shared by every app instance and by reset.
-Routers turn these records into Spotify JSON shapes; this module only owns the data.
+Consumers (the simulator's routers, history and export generators) turn these records into
+Spotify shapes; this module only owns the data.
 
 Realism that later endpoints rely on: artists carry real-world genre strings (a few carry
 none, as small artists do on Spotify), ids are 22-character base62, a few popular artists

@@ -1,0 +1,238 @@
+"""The ingestion service's MongoDB collections, their documents and indexes.
+
+`plays`: one document per play, `_id` from `identity.play_id`, so every write is an
+idempotent `insert_many(ordered=False)` whose duplicate-key errors (11000) mean "already
+present". Reads are user-scoped; the (user_id, played_at desc) index serves the history
+page on MongoDB (FerretDB scans, see reference/ferretdb.md §4). Lower-cased copies of
+the artist and track names are stored at write time because FerretDB cannot lower-case
+in a query.
+
+`sync_state`: one document per user (`_id` = user id) with the recently-played cursor
+(newest stored end-of-play time in Unix ms, only ever moved forward with `$max`) and the
+marker that the demo history is stored. `$max` is atomic on MongoDB; FerretDB applies
+updates read-modify-write, so two concurrent writers could lose one move there. Only one
+sync per user runs at a time (the ledger decides that), so the cursor has one writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from echostats_platform.timeutil import utc_now
+from ingestion_service.models import (
+    DemoHistoryMarker,
+    InsertOutcome,
+    Play,
+    PlayPage,
+    PlayQuery,
+    PlaySource,
+    PlayTrack,
+    StoredPlay,
+)
+
+DUPLICATE_KEY = 11000
+# Characters with a meaning in both PCRE (MongoDB) and RE2 (FerretDB). Only these are
+# escaped: RE2 rejects escapes of ordinary characters such as `\ ` that re.escape emits.
+_REGEX_SPECIALS = frozenset("\\.+*?()|[]{}^$")
+
+
+def fold(text: str) -> str:
+    """The case-folded form stored beside a name and used for case-insensitive filters."""
+    return text.casefold()
+
+
+def escape_regex(text: str) -> str:
+    """Escape `text` so it matches literally in a MongoDB or FerretDB `$regex`."""
+    return "".join(f"\\{char}" if char in _REGEX_SPECIALS else char for char in text)
+
+
+def play_document(play: Play, inserted_at: datetime) -> dict[str, Any]:
+    """The stored form of a play."""
+    track = play.track
+    return {
+        "_id": play.id,
+        "user_id": play.user_id,
+        "track": {
+            "spotify_id": track.spotify_id,
+            "name": track.name,
+            "artist_name": track.artist_name,
+            "album_name": track.album_name,
+            "album_image_url": track.album_image_url,
+            "duration_ms": track.duration_ms,
+            "artist_ids": list(track.artist_ids),
+            "album_id": track.album_id,
+        },
+        "played_at": play.played_at,
+        "ms_played": play.ms_played,
+        "source": play.source.value,
+        "context_type": play.context_type,
+        "context_uri": play.context_uri,
+        "inserted_at": inserted_at,
+        # Case-folded copies for the case-insensitive substring filters.
+        "artist_name_folded": fold(track.artist_name),
+        "track_name_folded": fold(track.name),
+    }
+
+
+def _stored_play(doc: dict[str, Any]) -> StoredPlay:
+    track = doc["track"]
+    play = Play(
+        user_id=doc["user_id"],
+        track=PlayTrack(
+            spotify_id=track["spotify_id"],
+            name=track["name"],
+            artist_name=track["artist_name"],
+            album_name=track["album_name"],
+            duration_ms=int(track["duration_ms"]),
+            album_image_url=track.get("album_image_url"),
+            artist_ids=tuple(track.get("artist_ids") or ()),
+            album_id=track.get("album_id"),
+        ),
+        played_at=doc["played_at"],
+        ms_played=int(doc["ms_played"]),
+        source=PlaySource(doc["source"]),
+        context_type=doc.get("context_type"),
+        context_uri=doc.get("context_uri"),
+    )
+    return StoredPlay(id=doc["_id"], play=play, inserted_at=doc["inserted_at"])
+
+
+class PlayRepository:
+    """Listening history: idempotent inserts and user-scoped, filtered pages."""
+
+    def __init__(self, database: AsyncDatabase) -> None:
+        self._plays = database["plays"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the queries rely on (idempotent)."""
+        await self._plays.create_index(
+            [("user_id", 1), ("played_at", DESCENDING)], name="user_played_at"
+        )
+
+    async def insert_plays(
+        self, plays: Iterable[Play], *, now: datetime | None = None
+    ) -> InsertOutcome:
+        """Store plays once each; a play already stored (same `_id`) is counted, not an error."""
+        inserted_at = now or utc_now()
+        unique: dict[str, Play] = {}
+        repeats = 0
+        for play in plays:
+            # Two reports of one play in a single batch would make FerretDB roll the
+            # batch back and retry it document by document; drop them here instead.
+            if play.id in unique:
+                repeats += 1
+            else:
+                unique[play.id] = play
+        if not unique:
+            return InsertOutcome(already_present=repeats)
+        ordered = list(unique.values())
+        duplicates: set[int] = set()
+        try:
+            await self._plays.insert_many(
+                [play_document(play, inserted_at) for play in ordered], ordered=False
+            )
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            other = [error for error in errors if error.get("code") != DUPLICATE_KEY]
+            if other or exc.details.get("writeConcernErrors"):
+                raise
+            duplicates = {int(error["index"]) for error in errors}
+        stored = [play for index, play in enumerate(ordered) if index not in duplicates]
+        times = [play.played_at for play in stored]
+        return InsertOutcome(
+            inserted=len(stored),
+            already_present=len(duplicates) + repeats,
+            first_inserted_at=min(times) if times else None,
+            last_inserted_at=max(times) if times else None,
+        )
+
+    async def list_plays(self, query: PlayQuery) -> PlayPage:
+        """One page of the user's plays, newest first, with the total that match."""
+        filters: dict[str, Any] = {"user_id": query.user_id}
+        if query.artist:
+            filters["artist_name_folded"] = {"$regex": escape_regex(fold(query.artist))}
+        if query.track:
+            filters["track_name_folded"] = {"$regex": escape_regex(fold(query.track))}
+        played_at: dict[str, datetime] = {}
+        if query.start is not None:
+            played_at["$gte"] = query.start
+        if query.end is not None:
+            played_at["$lte"] = query.end
+        if played_at:
+            filters["played_at"] = played_at
+        total = await self._plays.count_documents(filters)
+        skip = (query.page - 1) * query.page_size
+        if skip >= total:
+            return PlayPage(plays=[], total=total)
+        cursor = (
+            self._plays.find(filters)
+            # _id breaks ties between plays that ended in the same millisecond, so pages
+            # never overlap or skip.
+            .sort([("played_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(skip)
+            .limit(query.page_size)
+        )
+        return PlayPage(plays=[_stored_play(doc) async for doc in cursor], total=total)
+
+    async def count_for_user(self, user_id: str) -> int:
+        """How many plays a user has."""
+        return await self._plays.count_documents({"user_id": user_id})
+
+    async def ids_for_user(self, user_id: str) -> list[str]:
+        """Every play id of a user (tests and tools; scans the user's plays)."""
+        return [doc["_id"] async for doc in self._plays.find({"user_id": user_id}, {"_id": 1})]
+
+
+class SyncStateRepository:
+    """Per-user sync bookkeeping: the recently-played cursor and the demo-history marker."""
+
+    def __init__(self, database: AsyncDatabase) -> None:
+        self._state = database["sync_state"]
+
+    async def get_cursor(self, user_id: str) -> int | None:
+        """The newest stored end-of-play time from live sync (Unix ms), or None before the first."""
+        doc = await self._state.find_one({"_id": user_id})
+        value = doc.get("recently_played_cursor_ms") if doc else None
+        return int(value) if value is not None else None
+
+    async def advance_cursor(self, user_id: str, cursor_ms: int) -> None:
+        """Move the cursor forward to `cursor_ms` (never backward; concurrent runs are safe)."""
+        await self._upsert(
+            user_id,
+            {
+                "$max": {"recently_played_cursor_ms": int(cursor_ms)},
+                "$set": {"cursor_updated_at": utc_now()},
+            },
+        )
+
+    async def demo_history_marker(self, user_id: str) -> DemoHistoryMarker | None:
+        """The marker set once the user's demo history is stored, else None."""
+        doc = await self._state.find_one({"_id": user_id})
+        marker = doc.get("demo_history") if doc else None
+        if not marker:
+            return None
+        return DemoHistoryMarker(
+            job_id=marker.get("job_id", ""),
+            seeded_at=marker["seeded_at"],
+            counters={k: int(v) for k, v in (marker.get("counters") or {}).items()},
+        )
+
+    async def mark_demo_history_seeded(
+        self, user_id: str, *, job_id: str, counters: dict[str, int]
+    ) -> None:
+        """Record that the user's demo history is stored, with what the job counted."""
+        marker = {"job_id": job_id, "seeded_at": utc_now(), "counters": dict(counters)}
+        await self._upsert(user_id, {"$set": {"demo_history": marker}})
+
+    async def _upsert(self, user_id: str, update: dict[str, Any]) -> None:
+        try:
+            await self._state.update_one({"_id": user_id}, update, upsert=True)
+        except DuplicateKeyError:
+            # Two first writes raced to insert the document; the loser now updates it.
+            await self._state.update_one({"_id": user_id}, update, upsert=True)
