@@ -49,7 +49,8 @@ class FakeTokens:
         self.calls: list[tuple[str, bool]] = []
         self.generation = 0
 
-    async def get_token(self, user_id: str, *, force_refresh: bool) -> str:
+    async def get_token(self, user_id: str, *, rejected_token: str | None = None) -> str:
+        force_refresh = rejected_token is not None
         self.calls.append((user_id, force_refresh))
         if force_refresh:
             self.generation += 1

@@ -294,8 +294,8 @@ async def test_concurrent_401s_for_one_user_share_one_refresh(make_client):
         def __init__(self) -> None:
             self.forced = 0
 
-        async def get_token(self, user_id: str, *, force_refresh: bool) -> str:
-            if not force_refresh:
+        async def get_token(self, user_id: str, *, rejected_token: str | None = None) -> str:
+            if rejected_token is None:
                 return "old"
             self.forced += 1
             await release.wait()

@@ -9,7 +9,7 @@ from echostats_spotify import build_spotify_clients, create_http_client
 
 
 class Tokens:
-    async def get_token(self, user_id: str, *, force_refresh: bool) -> str:
+    async def get_token(self, user_id: str, *, rejected_token: str | None = None) -> str:
         return "tok"
 
 

@@ -392,3 +392,35 @@ async def test_get_user_returns_a_signed_in_user(auth: AuthServer, simulator: An
 
     assert found.user == signed_in.user
     assert found.user.display_name == "Gina Getter"
+
+
+async def test_late_callers_naming_the_refused_token_share_one_refresh(
+    auth: AuthServer, simulator: Any
+) -> None:
+    # Workers that got a 401 on the same token at different moments name that token; only
+    # the first one causes a refresh, the others get the token it stored.
+    sim_user = await simulator.add_user()
+    user = (await sign_in(auth, simulator, sim_user)).user
+    refused = (await auth.stub.GetAccessToken(user_request(user.id))).access_token
+    calls_before = await simulator.token_requests()
+
+    tokens = []
+    for _ in range(5):
+        response = await auth.stub.GetAccessToken(
+            pb.GetAccessTokenRequest(
+                user_id=user.id, force_refresh=True, rejected_access_token=refused
+            )
+        )
+        tokens.append(response.access_token)
+        await asyncio.sleep(0.05)
+
+    assert await simulator.token_requests() == calls_before + 1
+    assert len(set(tokens)) == 1 and tokens[0] != refused
+    # Naming the new token as refused does refresh again.
+    again = await auth.stub.GetAccessToken(
+        pb.GetAccessTokenRequest(
+            user_id=user.id, force_refresh=True, rejected_access_token=tokens[0]
+        )
+    )
+    assert again.access_token not in (refused, tokens[0])
+    assert await simulator.token_requests() == calls_before + 2

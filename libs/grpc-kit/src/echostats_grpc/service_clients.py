@@ -40,10 +40,14 @@ class AuthTokenProvider:
         self._auth = auth
         self._timeout = timeout
 
-    async def get_token(self, user_id: str, *, force_refresh: bool) -> str:
+    async def get_token(self, user_id: str, *, rejected_token: str | None = None) -> str:
         """A valid access token for `user_id` (auth errors propagate as gRPC errors)."""
         response = await self._auth.GetAccessToken(
-            auth_service_pb2.GetAccessTokenRequest(user_id=user_id, force_refresh=force_refresh),
+            auth_service_pb2.GetAccessTokenRequest(
+                user_id=user_id,
+                force_refresh=rejected_token is not None,
+                rejected_access_token=rejected_token or "",
+            ),
             timeout=self._timeout,
         )
         return response.access_token

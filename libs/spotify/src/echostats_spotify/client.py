@@ -55,10 +55,15 @@ API_PREFIX = "/v1"
 
 
 class TokenProvider(Protocol):
-    """Gives a valid Spotify access token for a user; refreshes it when forced."""
+    """Gives a valid Spotify access token for a user; replaces one Spotify refused."""
 
-    async def get_token(self, user_id: str, *, force_refresh: bool) -> str:
-        """The user's access token; with force_refresh, a freshly refreshed one."""
+    async def get_token(self, user_id: str, *, rejected_token: str | None = None) -> str:
+        """The user's access token; with `rejected_token` (a 401 on it), a different one.
+
+        Naming the refused token lets the provider skip the refresh when another caller
+        already replaced it, so callers that saw a 401 at slightly different times share
+        one refresh.
+        """
         ...
 
 
@@ -134,7 +139,7 @@ class SpotifyClient:
             self._refuse_while_paused(method, endpoint)
         replayable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         url = str(self._base.copy_with(path=self._base.path.rstrip("/") + endpoint))
-        token = await self._tokens.get_token(user_id, force_refresh=False)
+        token = await self._tokens.get_token(user_id)
         refreshed = False
         attempt = 0
 
@@ -166,7 +171,7 @@ class SpotifyClient:
                 raise self._unauthorized(response, method, endpoint)
             # The token expired or was revoked early: refresh once and retry at once.
             refreshed = True
-            token = await self._force_refresh(user_id)
+            token = await self._force_refresh(user_id, token)
             response = await send_once()
             if response.status_code == 401:
                 raise self._unauthorized(response, method, endpoint)
@@ -254,11 +259,13 @@ class SpotifyClient:
                 extra={"retry_after": exc.retry_after, "quota_exceeded": exc.quota_exceeded},
             )
 
-    async def _force_refresh(self, user_id: str) -> str:
+    async def _force_refresh(self, user_id: str, rejected_token: str) -> str:
         """One forced refresh per user at a time in this process; concurrent 401s share it."""
         task = self._refreshing.get(user_id)
         if task is None:
-            task = asyncio.ensure_future(self._tokens.get_token(user_id, force_refresh=True))
+            task = asyncio.ensure_future(
+                self._tokens.get_token(user_id, rejected_token=rejected_token)
+            )
             self._refreshing[user_id] = task
 
             def done(finished: asyncio.Task[str]) -> None:

@@ -89,15 +89,21 @@ class CredentialService:
             ) from exc
 
     async def get_access_token(
-        self, user_id: str, *, force_refresh: bool = False
+        self, user_id: str, *, force_refresh: bool = False, rejected_token: str = ""
     ) -> tuple[str, datetime]:
-        """A valid access token and its expiry, refreshing when needed."""
+        """A valid access token and its expiry, refreshing when needed.
+
+        With `rejected_token` (the token Spotify just refused), a stored token that already
+        differs from it is returned as is: someone else refreshed meanwhile, and callers
+        that saw a 401 at slightly different times share one refresh.
+        """
         user, creds = await self._load(user_id)
-        now = datetime.now(UTC)
-        if not force_refresh and creds.expires_at - self._margin > now:
-            return self._decrypt(
-                user, creds.access_token_encrypted, "access_token"
-            ), creds.expires_at
+        current = self._decrypt(user, creds.access_token_encrypted, "access_token")
+        if rejected_token and current != rejected_token:
+            return current, creds.expires_at
+        still_fresh = creds.expires_at - self._margin > datetime.now(UTC)
+        if still_fresh and not force_refresh and not rejected_token:
+            return current, creds.expires_at
         return await self._refresh(user_id, seen=creds)
 
     async def refresh_now(self, user_id: str) -> datetime:

@@ -71,10 +71,10 @@ class FreshGrantTokens:
         finally:
             self._tokens.pop(key, None)
 
-    async def get_token(self, user_id: str, *, force_refresh: bool) -> str:
-        """The held token; refreshing is refused."""
+    async def get_token(self, user_id: str, *, rejected_token: str | None = None) -> str:
+        """The held token; replacing a refused one is not possible."""
         token = self._tokens.get(user_id)
-        if token is None or force_refresh:
+        if token is None or rejected_token is not None:
             raise Unauthenticated("Spotify refused the new access token")
         return token
 

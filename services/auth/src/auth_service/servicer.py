@@ -117,7 +117,9 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self, request: pb.GetAccessTokenRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAccessTokenResponse:
         token, expires_at = await self._credentials.get_access_token(
-            _require_user_id(request.user_id), force_refresh=request.force_refresh
+            _require_user_id(request.user_id),
+            force_refresh=request.force_refresh,
+            rejected_token=request.rejected_access_token,
         )
         return pb.GetAccessTokenResponse(access_token=token, expires_at=_timestamp(expires_at))
 
