@@ -15,7 +15,6 @@ writes, `_id` lookups, aggregations of `$match`/`$group`/`$sum`/`$sort`/`$limit`
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,8 +40,6 @@ from observability_service.models import (
     StepStatus,
 )
 
-log = logging.getLogger(__name__)
-
 _DUPLICATE_KEY = 11000
 # createIndexes refuses an existing index whose options (here expireAfterSeconds) differ.
 _INDEX_OPTIONS_CONFLICT = 85
@@ -62,6 +59,19 @@ async def _sum_by(
         {"$group": {"_id": key, "total": {"$sum": value}}},
     ]
     return {row["_id"]: row["total"] async for row in await collection.aggregate(pipeline)}
+
+
+async def _total(
+    collection: AsyncCollection, query: dict[str, Any], skip: int, limit: int, found: int
+) -> int:
+    """The number of matches of a paged query, counted only when the page cannot tell.
+
+    A short, non-empty page (or a short first page) is the last one, so the total is
+    known; counting costs a second full scan on FerretDB.
+    """
+    if found < limit and (found > 0 or skip == 0):
+        return skip + found
+    return await collection.count_documents(query)
 
 
 def object_id(value: str) -> ObjectId | None:
@@ -387,7 +397,6 @@ class JobRepository:
             query["status"] = status.value
         if job_type is not None:
             query["job_type"] = job_type.value
-        total = await self._jobs.count_documents(query)
         cursor = (
             self._jobs.find(query)
             .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
@@ -395,7 +404,7 @@ class JobRepository:
             .limit(limit)
         )
         items = tuple([_job_from_doc(doc) async for doc in cursor])
-        return Page(items=items, total=total)
+        return Page(items=items, total=await _total(self._jobs, query, skip, limit, len(items)))
 
     async def count_by_status(self, user_id: str) -> dict[JobStatus, int]:
         """How many jobs of one user are in each status."""
@@ -549,7 +558,6 @@ class ApiCallRepository:
     ) -> Page[ApiCall]:
         """One page of a user's calls, newest first, and the number of matches."""
         query = self._query(user_id, filters)
-        total = await self._calls.count_documents(query)
         cursor = (
             self._calls.find(query)
             .sort([("timestamp", DESCENDING), ("_id", DESCENDING)])
@@ -557,7 +565,7 @@ class ApiCallRepository:
             .limit(limit)
         )
         items = tuple([_api_call_from_doc(doc) async for doc in cursor])
-        return Page(items=items, total=total)
+        return Page(items=items, total=await _total(self._calls, query, skip, limit, len(items)))
 
     async def count_by_status_code(self, user_id: str) -> dict[int, int]:
         """How many calls of one user ended with each status code."""

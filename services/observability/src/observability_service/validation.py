@@ -8,9 +8,6 @@ from echostats_platform.errors import InvalidArgument
 
 _MAX_USER_ID = 128
 
-# Deeper pages are refused: skip costs grow with depth (FerretDB skips in memory).
-MAX_PAGE = 100_000
-
 
 @dataclass(frozen=True)
 class PageRequest:
@@ -27,8 +24,9 @@ class PageRequest:
 
 def page_request(page: int, page_size: int, *, default_size: int, max_size: int) -> PageRequest:
     """Validate paging: 0 means "the default" (proto3 unset), negatives and excess are errors."""
-    if page < 0 or page > MAX_PAGE:
-        raise InvalidArgument(f"page must be between 1 and {MAX_PAGE}")
+    # A page past the end is not an error: it is empty (and still reports the total).
+    if page < 0:
+        raise InvalidArgument("page must be at least 1")
     if page_size < 0 or page_size > max_size:
         raise InvalidArgument(f"page_size must be between 1 and {max_size}")
     return PageRequest(number=page or 1, size=page_size or default_size)
