@@ -55,6 +55,12 @@ fmt: python ## Apply ruff fixes and formatting
 test: install ## Unit + integration tests against a real local stack started by the fixtures
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
+BENCHES ?= sync_latency api_log_throughput
+
+.PHONY: bench
+bench: install ## Run the benchmarks (figures printed and kept in bench/results/)
+	@for name in $(BENCHES); do echo "== $$name"; $(UV) run --frozen python -m bench.$$name || exit 1; done
+
 .PHONY: dev
 dev: install ## Run the whole stack on loopback and serve http://localhost:8000 (Ctrl-C stops it)
 	$(UV) run --frozen python -m echostats_devstack
