@@ -284,7 +284,9 @@ async def test_two_consumers_share_work_without_duplicates(redis: Redis, stream:
     everything = handled["c1"] + handled["c2"]
     assert sorted(everything, key=int) == [str(n) for n in range(100)]
     assert handled["c1"] and handled["c2"]
-    assert all(1 < value <= 4 for value in peak.values())
+    # Handlers really ran side by side, and never more than `concurrency` per consumer.
+    assert max(peak.values()) > 1
+    assert all(value <= 4 for value in peak.values())
     assert await queues[0].pending_count() == 0
 
 

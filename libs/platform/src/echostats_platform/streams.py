@@ -183,7 +183,8 @@ class WorkQueue:
         try:
             await asyncio.wait({dispatcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            await _cancel(dispatcher, stopped, *inflight.values())
+            await _cancel(dispatcher, stopped)
+            await _cancel(*inflight.values())
             raise
         # The dispatcher never returns; if it is done, it failed on something other than an
         # outage (a bug or a wrong command), which must surface after the handlers drain.
@@ -220,9 +221,6 @@ class WorkQueue:
         next_reclaim = 0.0
         group_ready = False
         while True:
-            if asyncio.current_task().cancelling():
-                import traceback
-                print("SWALLOWED CANCEL; loop continues", flush=True)
             if len(inflight) >= concurrency:
                 await asyncio.wait(list(inflight.values()), return_when=asyncio.FIRST_COMPLETED)
                 continue
@@ -230,18 +228,15 @@ class WorkQueue:
             try:
                 if not group_ready:
                     await self.ensure_group()
-                    if asyncio.current_task().cancelling(): print("after ensure", flush=True)
                     group_ready = True
                 now = time.monotonic()
                 if now >= next_reclaim:
                     deliveries = await self._reclaim(free, skip=inflight.keys())
-                    if asyncio.current_task().cancelling(): print("after reclaim", flush=True)
                     # A full batch of stale messages suggests more are waiting: go again.
                     next_reclaim = now if len(deliveries) == free else now + reclaim_interval
                 else:
                     block_ms = min(self._block_ms, max(1, int((next_reclaim - now) * 1000)))
                     deliveries = await self._read(free, block_ms)
-                    if asyncio.current_task().cancelling(): print("after read", deliveries, flush=True)
                 backoff.reset()
             except ResponseError as exc:
                 if not _group_gone(exc):
@@ -253,7 +248,6 @@ class WorkQueue:
                 await asyncio.sleep(backoff.next_delay())
                 continue
             except REDIS_UNAVAILABLE as exc:
-                if asyncio.current_task().cancelling(): print("unavail", repr(exc), flush=True)
                 delay = backoff.next_delay()
                 log.warning(
                     "Redis unavailable for %s/%s (%s); retrying in %.2fs",
@@ -303,10 +297,10 @@ class WorkQueue:
         if not claimed:
             return []
         # XAUTOCLAIM does not report delivery counts; XPENDING does.
-        pipe = self._redis.pipeline(transaction=False)
-        for mid, _ in claimed:
-            pipe.xpending_range(self.stream, self.group, min=mid, max=mid, count=1)
-        rows = await pipe.execute()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for mid, _ in claimed:
+                pipe.xpending_range(self.stream, self.group, min=mid, max=mid, count=1)
+            rows = await pipe.execute()
         deliveries = [
             Delivery(mid, dict(fields), int(row[0]["times_delivered"]))
             for (mid, fields), row in zip(claimed, rows, strict=True)
@@ -475,7 +469,13 @@ class _Backoff:
 
 
 async def _cancel(*tasks: asyncio.Future[Any]) -> None:
-    """Cancel tasks and wait until they have finished."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    """Cancel tasks, again and again, until they have finished."""
+    # On Python 3.11 a cancellation that lands just as redis-py's timeout-guarded read
+    # completes can be swallowed (the read returns normally), which would leave the
+    # dispatcher reading, or a handler running, after `stop`. Whatever we cancel here loses
+    # nothing: its message stays pending and is delivered again.
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.05)
