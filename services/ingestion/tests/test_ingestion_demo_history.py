@@ -63,7 +63,7 @@ async def test_the_full_demo_history_is_stored_once(harness: Any) -> None:
 
 async def test_a_killed_worker_leaves_no_gap_and_no_duplicate(harness: Any) -> None:
     # Small batches, so the crash lands between two of them.
-    options = {"demo_history_batch_size": 250, "demo_history_months": 12}
+    options = {"demo_history_batch_size": 1000, "demo_history_months": 6}
     first = await harness.start_worker(**options)
     user_id, _ = await harness.sign_in()
     started = await seed(harness, user_id)

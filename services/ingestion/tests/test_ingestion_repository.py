@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from echostats_devstack.pytest_plugin import FerretDBServer
 from echostats_platform.mongo import create_mongo_client
 from echostats_platform.settings import CommonSettings
 from ingestion_service.models import Play, PlayQuery, PlaySource, PlayTrack
-from ingestion_service.repository import PlayRepository, SyncStateRepository
+from ingestion_service.repository import PlayRepository, SyncStateRepository, play_document
 
 BASE = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -227,3 +228,66 @@ async def test_the_demo_marker_remembers_its_job(database: AsyncDatabase) -> Non
     assert marker is not None and marker.job_id == "j1"
     assert marker.counters == {"imported": 3}
     assert await state.get_cursor(u) == 1
+
+
+# -- the day-bucket read model ---------------------------------------------------------------
+
+
+async def test_pages_from_day_buckets_match_the_plays_collection(plays: PlayRepository) -> None:
+    u = user()
+    rng = random.Random(7)
+    moments = sorted({BASE + timedelta(seconds=rng.randrange(0, 20 * 86400)) for _ in range(300)})
+    await plays.insert_plays([play(u, f"t{i % 40}", at) for i, at in enumerate(moments)])
+
+    queries = [
+        PlayQuery(user_id=u, page=page, page_size=size)
+        for size in (7, 100)
+        for page in (1, 2, 300 // size, 300 // size + 1)
+    ]
+    for _ in range(5):
+        start = BASE + timedelta(seconds=rng.randrange(0, 20 * 86400))
+        end = start + timedelta(seconds=rng.randrange(0, 6 * 86400))
+        queries.append(PlayQuery(user_id=u, page=rng.randint(1, 3), page_size=9, start=start))
+        queries.append(PlayQuery(user_id=u, page=rng.randint(1, 3), page_size=9, end=end))
+        queries.append(PlayQuery(user_id=u, page=1, page_size=20, start=start, end=end))
+
+    for query in queries:
+        fast = await plays.list_plays(query)
+        truth = await plays.search_plays(query)
+        assert fast.total == truth.total, query
+        assert [p.id for p in fast.plays] == [p.id for p in truth.plays], query
+        assert [p.play for p in fast.plays] == [p.play for p in truth.plays], query
+
+
+async def test_a_batch_that_died_between_its_writes_is_repaired(
+    plays: PlayRepository, database: AsyncDatabase
+) -> None:
+    u = user()
+    batch = [play(u, f"t{i}", BASE + timedelta(hours=i)) for i in range(30)]
+    # As if the worker died after writing `plays` and before writing the buckets.
+    await database["plays"].insert_many([play_document(p, BASE) for p in batch[:20]])
+    assert (await plays.list_plays(PlayQuery(user_id=u))).total == 0
+
+    redelivered = await plays.insert_plays(batch)
+
+    assert (redelivered.inserted, redelivered.already_present) == (10, 20)
+    page = await plays.list_plays(PlayQuery(user_id=u, page_size=100))
+    assert page.total == 30
+    assert {p.id for p in page.plays} == {p.id for p in batch}
+
+
+async def test_a_wrong_day_count_is_corrected_by_the_next_read(
+    plays: PlayRepository, database: AsyncDatabase
+) -> None:
+    u = user()
+    await plays.insert_plays([play(u, f"t{i}", BASE + timedelta(minutes=i)) for i in range(12)])
+    day = BASE.date().isoformat()
+    await database["history_index"].update_one({"_id": u}, {"$set": {f"days.{day}": 3}})
+
+    await plays.list_plays(PlayQuery(user_id=u, page_size=5))
+    index = await database["history_index"].find_one({"_id": u})
+
+    assert index is not None and index["days"][day] == 12
+    page = await plays.list_plays(PlayQuery(user_id=u, page=2, page_size=5))
+    assert page.total == 12
+    assert [p.play.track.spotify_id for p in page.plays] == [f"t{i}" for i in range(6, 1, -1)]

@@ -211,6 +211,7 @@ async def test_persistent_5xx_fails_the_step_and_keeps_the_rest(
     recent = steps(failed)["recently_played"]
     assert recent.status == obs_pb.STEP_STATUS_FAILED
     assert recent.error == "Spotify API error (503)"
+    assert recent.detail == "Could not fetch recently played tracks"
     # Later steps still ran and were recorded.
     assert [s.action for s in failed.steps] == ["recently_played", *SKIPPED_STEPS]
     assert all(steps(failed)[a].status == obs_pb.STEP_STATUS_SKIPPED for a in SKIPPED_STEPS)

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import grpc
 import pytest
 
 from echostats_spotify import RateLimited, SpotifyUnauthorized, SpotifyUpstreamError
@@ -304,3 +305,22 @@ def test_failures_read_well() -> None:
     assert describe_failure(KeyError("boom")) == "Internal error (KeyError)"
     assert plural(1, "recent track") == "1 recent track"
     assert plural(137, "recent track") == "137 recent tracks"
+
+
+def _auth_error(code: grpc.StatusCode, reason: str | None) -> grpc.aio.AioRpcError:
+    trailing = grpc.aio.Metadata(("echostats-reason", reason)) if reason else grpc.aio.Metadata()
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details="refused")
+
+
+def test_auth_refusals_read_well() -> None:
+    unauthenticated = grpc.StatusCode.UNAUTHENTICATED
+    assert "sign in again" in describe_failure(_auth_error(unauthenticated, "REAUTH_REQUIRED"))
+    assert describe_failure(_auth_error(unauthenticated, "NO_SPOTIFY_CREDENTIALS")) == (
+        "No Spotify account is linked to this user"
+    )
+    assert describe_failure(_auth_error(grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")) == (
+        "User not found"
+    )
+    assert describe_failure(_auth_error(grpc.StatusCode.UNAVAILABLE, None)) == (
+        "Auth service error (UNAVAILABLE)"
+    )

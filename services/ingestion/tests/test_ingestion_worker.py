@@ -80,8 +80,9 @@ async def test_a_worker_killed_mid_sync_is_replaced_and_nothing_is_duplicated(
 
     assert running.status == obs_pb.JOB_STATUS_RUNNING
     assert job.status == obs_pb.JOB_STATUS_COMPLETED
-    # The replacement continued from the cursor the first worker left behind.
-    assert job.counters["already_present"] == 0
+    # The replacement continued from the cursor the first worker left behind: at most the
+    # page in flight when it died is fetched again (and found already stored).
+    assert job.counters["already_present"] <= 50
     assert len(await harness.stored_plays(user_id)) == 133
     await assert_stored_exactly_the_feed(harness, user_id, sim_user)
 

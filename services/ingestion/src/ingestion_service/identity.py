@@ -27,8 +27,10 @@ Limits (accepted, and why)
   disagrees with Spotify's live timestamp by a second or more, yields a different key:
   such a play would be stored twice. Spotify's exports and live API truncate the same
   server timestamp, which is what this rule relies on.
-- Plays without a Spotify track id (local files, some export rows) have no identity here;
-  callers skip them (and say so) rather than inventing one.
+- Plays without a Spotify track id (local files, episodes, some export rows) have no
+  identity here; callers skip them (and say so) rather than inventing one. A track id is
+  base62 (letters and digits), which also makes `play_key` safe as a MongoDB field name
+  in the history read model (`history_days.py`).
 """
 
 from __future__ import annotations
@@ -48,11 +50,26 @@ def played_at_seconds(played_at: datetime) -> int:
     return (played_at - _EPOCH) // _ONE_SECOND
 
 
+def is_track_id(value: str | None) -> bool:
+    """Whether `value` looks like a Spotify track id (base62: letters and digits only)."""
+    return bool(value) and value.isascii() and value.isalnum()  # type: ignore[union-attr]
+
+
+def play_key(track_id: str, played_at: datetime) -> str:
+    """A play's identity within its user: ``<track_id>:<played_at Unix seconds>``.
+
+    Also a field name in the history read model, so it never holds `.` or `$`.
+    """
+    if not is_track_id(track_id):
+        raise ValueError(f"not a Spotify track id: {track_id!r}")
+    return f"{track_id}:{played_at_seconds(played_at)}"
+
+
 def play_id(user_id: str, track_id: str, played_at: datetime) -> str:
     """The `_id` of a play: ``<user_id>:<track_id>:<played_at Unix seconds>``."""
-    if not user_id or not track_id:
-        raise ValueError("a play needs a user id and a track id")
-    return f"{user_id}:{track_id}:{played_at_seconds(played_at)}"
+    if not user_id:
+        raise ValueError("a play needs a user id")
+    return f"{user_id}:{play_key(track_id, played_at)}"
 
 
 def played_at_ms(played_at: datetime) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from ingestion_service.identity import play_id
+from ingestion_service.identity import play_id, play_key
 
 
 class PlaySource(StrEnum):
@@ -50,6 +50,11 @@ class Play:
     def id(self) -> str:
         """The play's identity (see `identity.py`)."""
         return play_id(self.user_id, self.track.spotify_id, self.played_at)
+
+    @property
+    def key(self) -> str:
+        """The play's identity within its user (`<track_id>:<seconds>`)."""
+        return play_key(self.track.spotify_id, self.played_at)
 
 
 @dataclass(frozen=True, slots=True)

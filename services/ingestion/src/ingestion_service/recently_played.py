@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ingestion_service.identity import parse_spotify_time, played_at_ms
+from ingestion_service.identity import is_track_id, parse_spotify_time, played_at_ms
 from ingestion_service.models import Play, PlaySource, PlayTrack
 
 PAGE_LIMIT = 50
@@ -57,7 +57,9 @@ def _cursor(value: Any) -> int | None:
 def _play_from_item(item: dict[str, Any], *, user_id: str) -> Play | None:
     track = item.get("track") or {}
     track_id = track.get("id")
-    if not track_id or track.get("type", "track") != "track" or not item.get("played_at"):
+    if not is_track_id(track_id) or track.get("type", "track") != "track":
+        return None
+    if not item.get("played_at"):
         return None
     artists = [artist for artist in track.get("artists") or [] if artist]
     album = track.get("album") or {}

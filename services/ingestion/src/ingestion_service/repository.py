@@ -2,10 +2,12 @@
 
 `plays`: one document per play, `_id` from `identity.play_id`, so every write is an
 idempotent `insert_many(ordered=False)` whose duplicate-key errors (11000) mean "already
-present". Reads are user-scoped; the (user_id, played_at desc) index serves the history
-page on MongoDB (FerretDB scans, see reference/ferretdb.md §4). Lower-cased copies of
-the artist and track names are stored at write time because FerretDB cannot lower-case
-in a query.
+present". It is the truth; each batch is then also written to the day buckets of
+`history_days.py`, which serve the unfiltered (optionally time-bounded) history pages.
+Pages filtered by artist or track query `plays` itself, user-scoped, with the (user_id,
+played_at desc) index on MongoDB (FerretDB scans, reference/ferretdb.md §4). Case-folded
+copies of the artist and track names are stored at write time because FerretDB cannot
+change case in a query.
 
 `sync_state`: one document per user (`_id` = user id) with the recently-played cursor
 (newest stored end-of-play time in Unix ms, only ever moved forward with `$max`) and the
@@ -25,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from echostats_platform.timeutil import utc_now
+from ingestion_service.history_days import HistoryDays
 from ingestion_service.models import (
     DemoHistoryMarker,
     InsertOutcome,
@@ -108,6 +111,7 @@ class PlayRepository:
 
     def __init__(self, database: AsyncDatabase) -> None:
         self._plays = database["plays"]
+        self._days = HistoryDays(database)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the queries rely on (idempotent)."""
@@ -143,6 +147,9 @@ class PlayRepository:
             if other or exc.details.get("writeConcernErrors"):
                 raise
             duplicates = {int(error["index"]) for error in errors}
+        # Every play of the batch, not only the new ones: a batch that died between the two
+        # writes is completed by whoever writes the same plays again.
+        await self._days.add(ordered, inserted_at=inserted_at)
         stored = [play for index, play in enumerate(ordered) if index not in duplicates]
         times = [play.played_at for play in stored]
         return InsertOutcome(
@@ -154,6 +161,12 @@ class PlayRepository:
 
     async def list_plays(self, query: PlayQuery) -> PlayPage:
         """One page of the user's plays, newest first, with the total that match."""
+        if not query.artist and not query.track:
+            return await self._days.page(query)
+        return await self.search_plays(query)
+
+    async def search_plays(self, query: PlayQuery) -> PlayPage:
+        """A page straight from `plays` (any filters; the artist/track ones need it)."""
         filters: dict[str, Any] = {"user_id": query.user_id}
         if query.artist:
             filters["artist_name_folded"] = {"$regex": escape_regex(fold(query.artist))}

@@ -76,10 +76,13 @@ def describe_failure(exc: BaseException) -> str:
         return f"Spotify API error ({exc.status_code})"
     if isinstance(exc, grpc.aio.AioRpcError):
         # The only service a step calls is auth, for the user's Spotify access token.
-        if error_reason(exc) == REASON_REAUTH_REQUIRED:
+        reason = error_reason(exc)
+        if reason == REASON_REAUTH_REQUIRED:
             return "Spotify sign-in required; the user must sign in again"
-        if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND):
-            return f"No usable Spotify credentials ({exc.details()})"
+        if reason == "NO_SPOTIFY_CREDENTIALS":
+            return "No Spotify account is linked to this user"
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return "User not found"
         return f"Auth service error ({exc.code().name})"
     if isinstance(exc, PyMongoError):
         return "Database error while storing plays"
@@ -242,10 +245,12 @@ class SyncPipeline:
 
     @staticmethod
     def _failed_detail(action: str, run: SyncRun) -> str:
-        if action == RECENTLY_PLAYED and run.fetched:
-            # What was stored before the failure stays stored: say so.
-            return f"Fetched {plural(run.fetched, 'recent track')}, {run.new} new, before the error"
-        return "Step failed"
+        if action != RECENTLY_PLAYED:
+            return "Step failed"
+        if not run.fetched:
+            return "Could not fetch recently played tracks"
+        # What was stored before the failure stays stored: say so.
+        return f"Fetched {plural(run.fetched, 'recent track')}, {run.new} new, before the error"
 
     # -- steps -----------------------------------------------------------------------------
 

@@ -51,7 +51,8 @@ from ingestion_service.scheduler import LEASE_KEY, PeriodicScheduler
 from ingestion_service.settings import IngestionSettings
 from ingestion_service.sync_pipeline import SyncPipeline
 
-log = logging.getLogger(__name__)
+# Named, not __name__: run with -m, this module is "__main__".
+log = logging.getLogger("ingestion_service.worker")
 
 SERVICE_NAME = "ingestion-worker"
 
