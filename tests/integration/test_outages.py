@@ -44,6 +44,12 @@ async def test_redis_outage_and_recovery(client, stack):
     recovered = await wait_for_status(client, "/api/health/ready", 200)
     assert recovered.json() == {"status": "ready"}
     assert (await client.get("/api/v1/auth/login")).status_code == 200
+    # The first queue write after the restart works too (stale pooled connections retry).
+    trigger = await client.post(
+        "/api/v1/sync-jobs/trigger", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert trigger.status_code == 200, trigger.text
+    assert trigger.json()["status"] in ("started", "already_running")
 
 
 async def test_ferretdb_outage_and_recovery(client, stack):

@@ -112,7 +112,7 @@ async def test_initial_sync_runs_after_sign_in(client, simulator, synced_user):
     jobs = (await client.get("/api/v1/sync-jobs", headers=bearer(token))).json()
     initial = [job for job in jobs["items"] if job["job_type"] == "initial"]
     assert len(initial) == 1
-    assert initial[0]["status"] == "completed"
+    assert initial[0]["status"] == "completed", (initial[0]["error_message"], initial[0]["steps"])
     actions = [step["action"] for step in initial[0]["steps"]]
     assert actions == [
         "recently_played",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from echostats_platform.settings import CommonSettings
 
@@ -15,7 +18,10 @@ def create_redis(settings: CommonSettings) -> Redis:
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         health_check_interval=15,
-        retry_on_timeout=False,
+        # After a Redis restart every pooled connection is dead; one retry on a fresh
+        # connection turns that into a non-event instead of a failed request per connection.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
+        retry_on_error=[RedisConnectionError],
     )
 
 
