@@ -26,10 +26,16 @@ TRUSTED_PROXY = "127.0.0.2/32"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that uses the stack as an integration test."""
+    """Mark every test that uses the stack as an integration test; disruptive ones go last.
+
+    Tests marked `disruptive` stop FerretDB or Redis; the stack recovers on its own, but its
+    recovery (e.g. the scheduler's catch-up round after Redis lost its keys) would race the
+    tests that follow, so they run after everything else.
+    """
     for item in items:
         if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
 
 
 @pytest.hookimpl(wrapper=True)

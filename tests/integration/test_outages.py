@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 
 
 async def wait_for_status(client, path: str, status: int, timeout: float = 20.0):
