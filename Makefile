@@ -53,7 +53,7 @@ fmt: python ## Apply ruff fixes and formatting
 
 .PHONY: test
 test: install ## Unit + integration tests against a real local stack started by the fixtures
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(UV) run --frozen pytest --durations=15 $(PYTEST_ARGS)
 
 BENCHES ?= sync_latency api_log_throughput
 

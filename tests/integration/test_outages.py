@@ -74,3 +74,20 @@ async def test_ferretdb_outage_and_recovery(client, stack):
     # Data written before the outage is still there: the old session still works.
     status = await client.get("/api/v1/auth/status", headers={"Authorization": f"Bearer {token}"})
     assert status.json()["authenticated"] is True
+
+
+async def test_a_service_outage_is_503_and_recovers(client, stack):
+    stack.stop_component("observability")
+    try:
+        ready = await wait_for_status(client, "/api/health/ready", 503)
+        assert ready.status_code == 503
+        assert ready.json()["reason"] == "services unavailable: observability"
+        update = await client.get("/api/health/update")
+        assert update.status_code == 503
+        assert update.json() == {"detail": "Service temporarily unavailable"}
+        assert int(update.headers["retry-after"]) >= 1
+    finally:
+        stack.start_component("observability")
+    recovered = await wait_for_status(client, "/api/health/ready", 200)
+    assert recovered.json() == {"status": "ready"}
+    assert (await client.get("/api/health/update")).status_code == 200
