@@ -55,7 +55,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The whole local stack, started once per session and stopped at its end."""
     local = LocalStack(
         tmp_path_factory.mktemp("stack"),
-        component_env={"gateway": {"ECHOSTATS_TRUSTED_PROXIES": TRUSTED_PROXY}},
+        component_env={
+            "gateway": {"ECHOSTATS_TRUSTED_PROXIES": TRUSTED_PROXY},
+            # A killed worker's job is taken over after 5 s instead of a minute, so the
+            # restart tests finish quickly; the heartbeat must stay well below it.
+            "ingestion-worker": {
+                "ECHOSTATS_QUEUE_CLAIM_IDLE_MS": "5000",
+                "ECHOSTATS_QUEUE_HEARTBEAT_SECONDS": "1",
+            },
+        },
     )
     with local:
         yield local

@@ -42,6 +42,9 @@ REQUEST_TIMED_OUT = "Request timed out"
 INTERNAL_ERROR = "Internal server error"
 UPSTREAM_FALLBACK = "Spotify API error"
 DEFAULT_UNAVAILABLE_RETRY_AFTER = 5
+# Reasons ingestion attaches to INVALID_ARGUMENT when it refuses an upload.
+REASON_UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+REASON_PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
 class ApiError(HTTPException):
@@ -82,9 +85,22 @@ _RPC_TO_HTTP: dict[grpc.StatusCode, _Rule] = {
     grpc.StatusCode.CANCELLED: _Rule(503, SERVICE_UNAVAILABLE, retry_after=True),
     grpc.StatusCode.DEADLINE_EXCEEDED: _Rule(504, REQUEST_TIMED_OUT),
 }
+# Rows of the same table where the reason refines the status; checked before the code alone.
+_RPC_REASON_TO_HTTP: dict[tuple[grpc.StatusCode, str], _Rule] = {
+    # UNAVAILABLE with this reason is Spotify failing, not us: 502, not 503.
+    (grpc.StatusCode.UNAVAILABLE, domain.REASON_UPSTREAM_ERROR): _Rule(
+        502, None, UPSTREAM_FALLBACK
+    ),
+    # An upload ingestion refuses by its type or size is the client's fault with its own
+    # HTTP statuses (the import endpoint), not a generic 400.
+    (grpc.StatusCode.INVALID_ARGUMENT, REASON_UNSUPPORTED_MEDIA_TYPE): _Rule(
+        415, None, "Unsupported Media Type"
+    ),
+    (grpc.StatusCode.INVALID_ARGUMENT, REASON_PAYLOAD_TOO_LARGE): _Rule(
+        413, None, "Payload Too Large"
+    ),
+}
 _INTERNAL = _Rule(500, INTERNAL_ERROR)
-# UNAVAILABLE with this reason is Spotify failing, not us: 502, not 503.
-_UPSTREAM = _Rule(502, None, UPSTREAM_FALLBACK)
 
 
 def _apply(
@@ -104,10 +120,10 @@ def _apply(
 
 
 def _rule_for(code: grpc.StatusCode | None, reason: str | None) -> _Rule:
-    if code == grpc.StatusCode.UNAVAILABLE and reason == domain.REASON_UPSTREAM_ERROR:
-        return _UPSTREAM
     if code is None:
         return _INTERNAL
+    if reason is not None and (code, reason) in _RPC_REASON_TO_HTTP:
+        return _RPC_REASON_TO_HTTP[(code, reason)]
     return _RPC_TO_HTTP.get(code, _INTERNAL)
 
 

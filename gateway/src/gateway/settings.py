@@ -31,6 +31,8 @@ class GatewaySettings(CommonSettings, ServiceAddresses):
     slow_request_timeout_seconds: float = Field(default=120.0, gt=0)
     # Retry-After sent with 503s when a dependency is down.
     unavailable_retry_after_seconds: int = Field(default=5, ge=1)
+    # Largest privacy-export upload accepted by POST /history/import (512 MiB).
+    import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     readiness_timeout_seconds: float = Field(default=1.5, gt=0)
     session_cookie_name: str = "echostats_session"
     oauth_binding_cookie_name: str = "echostats_oauth_binding"

@@ -7,6 +7,9 @@ concurrent triggers give one job and one message. If the message cannot be queue
 is failed at once (it would otherwise sit pending, blocking the user's next sync, until
 observability's reaper found it).
 
+`start_import` starts a privacy-export import (the upload is already stored and counted):
+the ledger's one-job-per-(user, IMPORT) rule makes it one import per user at a time.
+
 `seed_demo_history` is idempotent: once the demo history is stored (the marker in
 `sync_state`) it answers started=False with the job that stored it.
 """
@@ -106,9 +109,31 @@ class JobStarter:
             await self._enqueue(self._import_queue, message)
         return started
 
-    async def _start(self, user_id: str, job_type: JobType) -> StartedJob:
+    async def start_import(
+        self, *, user_id: str, file_id: str, filename: str, items_total: int
+    ) -> StartedJob:
+        """Start the import of a stored upload unless the user has one pending or running."""
+        if not user_id:
+            raise InvalidArgument("user_id is required")
+        started = await self._start(user_id, JobType.IMPORT, items_total=items_total)
+        if started.started:
+            message = JobMessage(
+                job_id=started.job_id,
+                user_id=user_id,
+                job_type=JobType.IMPORT,
+                task=Task.IMPORT,
+                request_id=current_request_id() or "",
+                file_id=file_id,
+                filename=filename,
+            )
+            await self._enqueue(self._import_queue, message)
+        return started
+
+    async def _start(self, user_id: str, job_type: JobType, *, items_total: int = 0) -> StartedJob:
         try:
-            return await self._ledger.start(user_id=user_id, job_type=job_type)
+            return await self._ledger.start(
+                user_id=user_id, job_type=job_type, items_total=items_total
+            )
         except grpc.aio.AioRpcError as exc:
             raise dependency_error("Observability", exc) from exc
 

@@ -45,15 +45,22 @@ class Play:
     source: PlaySource
     context_type: str | None = None
     context_uri: str | None = None
+    # Account-data imports have no track id: their identity within the user comes from the
+    # names and the minute instead (`imports.rules.account_play_key`, see import_job.py).
+    account_key: str | None = None
 
     @property
     def id(self) -> str:
         """The play's identity (see `identity.py`)."""
+        if self.account_key is not None:
+            return f"{self.user_id}:{self.account_key}"
         return play_id(self.user_id, self.track.spotify_id, self.played_at)
 
     @property
     def key(self) -> str:
-        """The play's identity within its user (`<track_id>:<seconds>`)."""
+        """The play's identity within its user (`<track_id>:<seconds>` or the account key)."""
+        if self.account_key is not None:
+            return self.account_key
         return play_key(self.track.spotify_id, self.played_at)
 
 

@@ -4,8 +4,8 @@ Two lanes, each a stream with a consumer group of its own, so a long import neve
 a slot a live sync needs:
 
 - `ingestion:sync-jobs` (group `ingestion-sync`): initial, periodic and manual syncs;
-- `ingestion:import-jobs` (group `ingestion-import`): the demo history now, file imports
-  later (told apart by `task`).
+- `ingestion:import-jobs` (group `ingestion-import`): the demo history and privacy-export
+  imports (told apart by `task`; an import also carries the GridFS `file_id` and `filename`).
 
 A message that used up its deliveries goes to `<stream>:dead`. After storing new plays,
 workers publish `{user_id, count, first_played_at, last_played_at, source, job_id}` on
@@ -59,6 +59,7 @@ class Task(StrEnum):
 
     SYNC = "sync"
     DEMO_HISTORY = "demo_history"
+    IMPORT = "import"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +73,23 @@ class JobMessage:
     # The request that started it (the gateway's), so the worker's logs and Spotify call
     # records can be traced back to it.
     request_id: str = ""
+    # Imports only: the uploaded file in GridFS (`import_uploads`) and the client's name.
+    file_id: str = ""
+    filename: str = ""
 
     def to_payload(self) -> dict[str, str]:
         """The stream fields."""
-        return {
+        payload = {
             "job_id": self.job_id,
             "user_id": self.user_id,
             "job_type": self.job_type.value,
             "task": self.task.value,
             "request_id": self.request_id,
         }
+        if self.task is Task.IMPORT:
+            payload["file_id"] = self.file_id
+            payload["filename"] = self.filename
+        return payload
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, str]) -> JobMessage:
@@ -91,12 +99,18 @@ class JobMessage:
             raise ValueError(f"job message without job_id or user_id: {dict(payload)!r}")
         job_type = JobType(payload.get("job_type", ""))
         default_task = Task.DEMO_HISTORY if job_type is JobType.IMPORT else Task.SYNC
+        task = Task(payload.get("task") or default_task)
+        file_id = payload.get("file_id", "")
+        if task is Task.IMPORT and not file_id:
+            raise ValueError(f"import job message without file_id: {dict(payload)!r}")
         return cls(
             job_id=job_id,
             user_id=user_id,
             job_type=job_type,
-            task=Task(payload.get("task") or default_task),
+            task=task,
             request_id=payload.get("request_id", ""),
+            file_id=file_id,
+            filename=payload.get("filename", ""),
         )
 
 

@@ -18,7 +18,7 @@ sync per user runs at a time (the ledger decides that), so the cursor has one wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -120,9 +120,17 @@ class PlayRepository:
         )
 
     async def insert_plays(
-        self, plays: Iterable[Play], *, now: datetime | None = None
+        self,
+        plays: Iterable[Play],
+        *,
+        now: datetime | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> InsertOutcome:
-        """Store plays once each; a play already stored (same `_id`) is counted, not an error."""
+        """Store plays once each; a play already stored (same `_id`) is counted, not an error.
+
+        `tags` are extra fields written on the plays this call inserts (an import marks its
+        plays with its job id, so it can count exactly what it stored after a redelivery).
+        """
         inserted_at = now or utc_now()
         unique: dict[str, Play] = {}
         repeats = 0
@@ -137,10 +145,12 @@ class PlayRepository:
             return InsertOutcome(already_present=repeats)
         ordered = list(unique.values())
         duplicates: set[int] = set()
+        documents = [play_document(play, inserted_at) for play in ordered]
+        if tags:
+            for document in documents:
+                document.update(tags)
         try:
-            await self._plays.insert_many(
-                [play_document(play, inserted_at) for play in ordered], ordered=False
-            )
+            await self._plays.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             other = [error for error in errors if error.get("code") != DUPLICATE_KEY]
@@ -192,6 +202,32 @@ class PlayRepository:
             .limit(query.page_size)
         )
         return PlayPage(plays=[_stored_play(doc) async for doc in cursor], total=total)
+
+    async def count_tagged(self, user_id: str, field: str, value: str) -> int:
+        """How many of a user's plays carry the tag `field` = `value` (one scan on FerretDB)."""
+        return await self._plays.count_documents({"user_id": user_id, field: value})
+
+    async def names_in_window(
+        self, user_id: str, start: datetime, end: datetime
+    ) -> list[tuple[str, str, str, datetime]]:
+        """(_id, artist name, track name, played_at) of the user's plays ending in [start, end).
+
+        One query for a whole batch of account-data rows: FerretDB pushes nothing but `_id`
+        down, so every other query scans, and one per batch keeps that affordable.
+        """
+        cursor = self._plays.find(
+            {"user_id": user_id, "played_at": {"$gte": start, "$lt": end}},
+            {"track": 1, "played_at": 1},
+        )
+        return [
+            (
+                doc["_id"],
+                (doc.get("track") or {}).get("artist_name", ""),
+                (doc.get("track") or {}).get("name", ""),
+                doc["played_at"],
+            )
+            async for doc in cursor
+        ]
 
     async def count_for_user(self, user_id: str) -> int:
         """How many plays a user has."""

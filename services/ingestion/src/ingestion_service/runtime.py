@@ -21,6 +21,7 @@ from echostats.observability.v1 import observability_service_pb2_grpc as obs_grp
 from echostats_grpc.client import create_channel
 from echostats_platform.mongo import create_mongo_client
 from echostats_platform.redis import create_redis
+from ingestion_service.import_uploads import ImportUploads
 from ingestion_service.job_ledger import JobLedgerClient
 from ingestion_service.job_starter import JobStarter
 from ingestion_service.queues import Lane, PlaysStoredPublisher, lane_queue
@@ -46,6 +47,7 @@ class IngestionRuntime:
     ledger: JobLedgerClient
     starter: JobStarter
     events: PlaysStoredPublisher
+    uploads: ImportUploads
 
 
 @contextlib.asynccontextmanager
@@ -87,6 +89,7 @@ async def open_runtime(settings: IngestionSettings) -> AsyncIterator[IngestionRu
             ledger=ledger,
             starter=starter,
             events=PlaysStoredPublisher(redis, maxlen=settings.plays_events_maxlen),
+            uploads=ImportUploads(database, chunk_size_bytes=settings.import_chunk_size_bytes),
         )
     finally:
         await auth_channel.close()

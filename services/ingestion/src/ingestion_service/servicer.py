@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
@@ -11,6 +12,7 @@ from echostats.ingestion.v1 import ingestion_service_pb2 as pb
 from echostats.ingestion.v1 import ingestion_service_pb2_grpc as pb_grpc
 from echostats.observability.v1 import observability_service_pb2 as obs_pb
 from echostats_platform.errors import InvalidArgument
+from ingestion_service.imports_upload import ImportUploader
 from ingestion_service.job_ledger import JobType
 from ingestion_service.job_starter import JobStarter
 from ingestion_service.models import PlayQuery, StoredPlay
@@ -90,9 +92,12 @@ def sync_job_type(value: int) -> JobType:
 class IngestionServicer(pb_grpc.IngestionServiceServicer):
     """The ingestion context's RPCs."""
 
-    def __init__(self, *, starter: JobStarter, plays: PlayRepository) -> None:
+    def __init__(
+        self, *, starter: JobStarter, plays: PlayRepository, uploader: ImportUploader
+    ) -> None:
         self._starter = starter
         self._plays = plays
+        self._uploader = uploader
 
     async def TriggerSync(
         self, request: pb.TriggerSyncRequest, context: grpc.aio.ServicerContext
@@ -113,3 +118,16 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
     ) -> pb.SeedDemoHistoryResponse:
         started = await self._starter.seed_demo_history(user_id=request.user_id)
         return pb.SeedDemoHistoryResponse(started=started.started, job_id=started.job_id)
+
+    async def UploadImport(
+        self,
+        request_iterator: AsyncIterator[pb.UploadImportRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.UploadImportResponse:
+        result = await self._uploader.upload(request_iterator)
+        return pb.UploadImportResponse(
+            started=result.started,
+            job_id=result.job_id,
+            items_processed=result.items_processed,
+            items_total=result.items_total,
+        )

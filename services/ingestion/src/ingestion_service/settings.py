@@ -78,6 +78,27 @@ class IngestionSettings(
     demo_catalog_seed: int = 20240101
     demo_catalog_tracks: int = Field(default=10_000, ge=100)
 
+    # -- privacy-export imports (ECHOSTATS_IMPORT_*) -----------------------------------------
+    # Largest upload accepted (declared size and bytes actually received); 413 above it.
+    import_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # Rows per insert and per progress update; also bounds the worker's memory (two batches
+    # queued between the parsing thread and the writer, one being written).
+    import_batch_size: int = Field(default=5_000, ge=1, le=100_000)
+    # Spotify's own rule: a stream counts as a play from 30 s on.
+    import_min_ms_played: int = Field(default=30_000, ge=0)
+    # Private-session plays are the user's listening too; kept unless switched off.
+    import_keep_incognito: bool = True
+    # GridFS chunk size of stored uploads. 1 MiB chunks broke downloads on FerretDB (a
+    # cursor batch of ~100 chunks exceeded the message size: ProtocolError); keep it small.
+    import_chunk_size_bytes: int = Field(default=255 * 1024, ge=16 * 1024, le=512 * 1024)
+    # Where uploads are spooled for parsing (None: the system temp directory).
+    import_spool_dir: str | None = None
+    # Zip safety: refuse archives with more members, more uncompressed bytes in total, or a
+    # member that expands more than this ratio (zip bombs).
+    import_archive_max_entries: int = Field(default=1_000, ge=1)
+    import_archive_max_uncompressed_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
+    import_archive_max_ratio: float = Field(default=100.0, gt=1)
+
     @model_validator(mode="after")
     def _check_timings(self) -> Self:
         # A heartbeat slower than the claim idle time would let healthy long jobs be

@@ -5,8 +5,8 @@ It owns the background side of ingestion, three loops in one process:
 - the **sync lane** (`ingestion:sync-jobs`, `sync_concurrency` jobs at once) running the
   sync pipeline;
 - the **import lane** (`ingestion:import-jobs`, `import_concurrency` jobs at once) running
-  the demo history now and file imports later. Separate lanes with their own concurrency,
-  so a long import never holds a slot a live sync needs;
+  the demo history and privacy-export imports (`import_job.py`). Separate lanes with their
+  own concurrency, so a long import never holds a slot a live sync needs;
 - the **periodic scheduler**, run only by the replica holding the Redis lease.
 
 Queues are Redis Streams consumer groups (at-least-once): a job whose worker died is
@@ -44,6 +44,7 @@ from echostats_spotify import (
     build_spotify_clients,
 )
 from ingestion_service.demo_history import DemoHistoryJob, DemoHistoryOptions
+from ingestion_service.import_job import ImportJob, ImportOptions, archive_limits, import_rules
 from ingestion_service.job_ledger import JobEnded
 from ingestion_service.queues import JobMessage, Lane, Task, default_consumer_name, lane_queue
 from ingestion_service.runtime import IngestionRuntime, open_runtime
@@ -101,6 +102,18 @@ class IngestionWorker:
                 timezone=settings.demo_history_timezone,
                 catalog_seed=settings.demo_catalog_seed,
                 catalog_tracks=settings.demo_catalog_tracks,
+            ),
+        )
+        self.file_import = ImportJob(
+            ledger=runtime.ledger,
+            plays=runtime.plays,
+            uploads=runtime.uploads,
+            events=runtime.events,
+            options=ImportOptions(
+                batch_size=settings.import_batch_size,
+                rules=import_rules(settings),
+                limits=archive_limits(settings),
+                spool_dir=settings.import_spool_dir,
             ),
         )
         self.sync_queue: WorkQueue = lane_queue(
@@ -183,9 +196,14 @@ class IngestionWorker:
         )
 
     async def handle_import(self, delivery: Delivery) -> None:
-        """Run one job of the import lane (the demo history for now)."""
+        """Run one job of the import lane (a file import or the demo history)."""
         message = _parse(delivery)
         if message is None:
+            return
+        if message.task is Task.IMPORT:
+            await _with_request_id(
+                message, lambda: self.file_import.run(message, attempt=delivery.attempt)
+            )
             return
         if message.task is Task.DEMO_HISTORY:
             await _with_request_id(
@@ -207,6 +225,9 @@ class IngestionWorker:
             await self.runtime.ledger.finish(
                 message.job_id, completed=False, error_message=lost_job_message(delivery, error)
             )
+        if message.task is Task.IMPORT:
+            # The job will not run again: its upload would only take space.
+            await self.runtime.uploads.delete_quietly(message.file_id)
 
     async def _listener_key(self, user_id: str) -> str:
         """The demo listener's seed key: the user's Spotify id (the simulator seeds its feed
