@@ -53,13 +53,15 @@ class FakeIngestion(ingestion_service_pb2_grpc.IngestionServiceServicer):
         async for message in request_iterator:
             if message.HasField("metadata"):
                 upload.metadata = message.metadata
-                if self.refuse:
-                    code, reason, text = self.refuse
-                    context.set_trailing_metadata(((REASON_METADATA_KEY, reason),))
-                    await context.abort(code, text)
             else:
                 upload.chunk_sizes.append(len(message.data))
                 upload.digest.update(message.data)
+        if self.refuse:
+            # Like the real servicer, refuse only once the request stream has been read: a
+            # status sent while the client still writes can reach it as a bare INTERNAL.
+            code, reason, text = self.refuse
+            context.set_trailing_metadata(((REASON_METADATA_KEY, reason),))
+            await context.abort(code, text)
         # A client's cancellation ends the request stream like a normal end of stream; the
         # real servicer must check this before it treats the upload as whole.
         await asyncio.sleep(0)

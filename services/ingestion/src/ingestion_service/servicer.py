@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from echostats.ingestion.v1 import ingestion_service_pb2 as pb
 from echostats.ingestion.v1 import ingestion_service_pb2_grpc as pb_grpc
 from echostats.observability.v1 import observability_service_pb2 as obs_pb
-from echostats_platform.errors import InvalidArgument
+from echostats_platform.errors import DomainError, InvalidArgument
 from ingestion_service.imports_upload import ImportUploader
 from ingestion_service.job_ledger import JobType
 from ingestion_service.job_starter import JobStarter
@@ -124,7 +124,15 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
         request_iterator: AsyncIterator[pb.UploadImportRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.UploadImportResponse:
-        result = await self._uploader.upload(request_iterator)
+        try:
+            result = await self._uploader.upload(request_iterator)
+        except DomainError:
+            # Answer a refusal only after reading what the client still sends: a status sent
+            # while it is writing can reach it as a bare INTERNAL from grpc-core's failed
+            # write, losing the reason (413, 415, ...). The gateway caps what it sends.
+            async for _ in request_iterator:
+                pass
+            raise
         return pb.UploadImportResponse(
             started=result.started,
             job_id=result.job_id,
