@@ -8,18 +8,14 @@ service reaches it over real HTTP exactly as it reaches Spotify.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
@@ -28,14 +24,12 @@ from echostats_devstack.pytest_plugin import FerretDBServer, RedisServer
 from echostats_platform.mongo import create_mongo_client
 from echostats_platform.redis import create_redis
 from echostats_platform.settings import ServiceAddresses
-from spotify_simulator import SimulatorConfig, create_app
+from spotify_simulator.in_process import serve_in_process
 
 LOOPBACK = "127.0.0.1"
 # The simulator's registered app; AuthSettings must present the same credentials.
 SIM_CLIENT_ID = "echostats-dev-client"
 SIM_CLIENT_SECRET = "echostats-dev-secret"
-# Seconds the test waits for the in-process simulator to accept connections.
-SIMULATOR_START_TIMEOUT = 10.0
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -83,46 +77,14 @@ class Simulator:
         return await self.http.get("/v1/me", headers={"Authorization": f"Bearer {access_token}"})
 
 
-class _InProcessServer(uvicorn.Server):
-    """uvicorn without its signal handlers: Ctrl-C and SIGTERM belong to pytest."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave the test runner's handlers in place (uvicorn would swallow Ctrl-C)."""
-        yield
-
-
 @pytest.fixture(scope="module")
 async def simulator() -> AsyncIterator[Simulator]:
     """The Spotify simulator served by uvicorn on a free loopback port, for one module."""
-    # Bound here (port 0) and handed to uvicorn, so no other process can take the port
-    # between picking and binding it.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((LOOPBACK, 0))
-    port = int(sock.getsockname()[1])
-    config = SimulatorConfig(
-        host=LOOPBACK, port=port, client_id=SIM_CLIENT_ID, client_secret=SIM_CLIENT_SECRET
-    )
-    server = _InProcessServer(
-        uvicorn.Config(create_app(config), lifespan="off", log_level="warning", access_log=False)
-    )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(SIMULATOR_START_TIMEOUT):
-            while not server.started:
-                if serving.done():
-                    serving.result()  # raises what stopped it
-                    raise RuntimeError("the simulator stopped before it was ready")
-                await asyncio.sleep(0.01)
-        url = f"http://{LOOPBACK}:{port}"
-        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            yield Simulator(url=url, http=http)
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-        sock.close()
+    async with (
+        serve_in_process(client_id=SIM_CLIENT_ID, client_secret=SIM_CLIENT_SECRET) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        yield Simulator(url=url, http=http)
 
 
 @pytest.fixture(scope="module")
