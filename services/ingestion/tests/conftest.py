@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,7 +27,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
@@ -50,14 +48,13 @@ from ingestion_service.settings import IngestionSettings
 from ingestion_service.worker import IngestionWorker, open_worker
 from observability_service.server import open_server as open_observability_server
 from observability_service.settings import ObservabilitySettings
-from spotify_simulator import SimulatorConfig, create_app
+from spotify_simulator.in_process import serve_in_process
 
 LOOPBACK = "127.0.0.1"
 NOWHERE = f"{LOOPBACK}:9"
 SIM_CLIENT_ID = "echostats-dev-client"
 SIM_CLIENT_SECRET = "echostats-dev-secret"
 RPC_TIMEOUT = 30.0
-SIMULATOR_START_TIMEOUT = 10.0
 RECENTLY_PLAYED = "/v1/me/player/recently-played"
 FINAL = (obs_pb.JOB_STATUS_COMPLETED, obs_pb.JOB_STATUS_FAILED)
 
@@ -145,32 +142,11 @@ class Simulator:
 @pytest.fixture(scope="module")
 async def simulator() -> AsyncIterator[Simulator]:
     """The Spotify simulator served by uvicorn on a free loopback port, for one module."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((LOOPBACK, 0))
-    port = int(sock.getsockname()[1])
-    config = SimulatorConfig(
-        host=LOOPBACK, port=port, client_id=SIM_CLIENT_ID, client_secret=SIM_CLIENT_SECRET
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config), lifespan="off", log_level="warning", access_log=False)
-    )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(SIMULATOR_START_TIMEOUT):
-            while not server.started:
-                if serving.done():
-                    serving.result()
-                    raise RuntimeError("the simulator stopped before it was ready")
-                await asyncio.sleep(0.01)
-        url = f"http://{LOOPBACK}:{port}"
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            yield Simulator(url=url, http=http)
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-        sock.close()
+    async with (
+        serve_in_process(client_id=SIM_CLIENT_ID, client_secret=SIM_CLIENT_SECRET) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        yield Simulator(url=url, http=http)
 
 
 @dataclass
