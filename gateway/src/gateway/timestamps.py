@@ -19,13 +19,6 @@ def iso_or_none(message: Message, field: str) -> str | None:
     return isoformat_z(stamp.ToDatetime(tzinfo=UTC))
 
 
-def to_timestamp(value: datetime) -> Timestamp:
-    """A protobuf Timestamp for an aware datetime."""
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
-
-
 def parse_date_param(value: str | None, *, name: str, end_of_day: bool) -> datetime | None:
     """Parse an ISO 8601 date or datetime query value (naive means UTC).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from echostats_grpc.server import BuiltServer, serve_until_signalled
@@ -27,16 +27,3 @@ def run_service(service: str, settings: Any, open_server: ServerFactory) -> None
             await serve_until_signalled(built, grace=settings.grpc_shutdown_grace_seconds)
 
     asyncio.run(main())
-
-
-@contextlib.asynccontextmanager
-async def closing_all(*closers: Callable[[], Any]) -> AsyncIterator[None]:
-    """Await each closer (sync or async) on exit, in reverse order, even after errors."""
-    try:
-        yield
-    finally:
-        for close in reversed(closers):
-            result = close()
-            if asyncio.iscoroutine(result):
-                with contextlib.suppress(Exception):
-                    await result

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from echostats.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from echostats.observability.v1 import observability_service_pb2 as obs_pb
 from echostats.observability.v1 import observability_service_pb2_grpc as obs_grpc
+from echostats_grpc.timestamps import to_timestamp
 
 
 class CallRecordLike(Protocol):
@@ -66,8 +65,6 @@ class ObservabilityCallSink:
         """Send one batch; failures propagate so the recorder can count them."""
         calls = []
         for record in records:
-            stamp = Timestamp()
-            stamp.FromDatetime(record.timestamp)  # type: ignore[arg-type]
             call = obs_pb.ApiCall(
                 service=record.service,
                 caller=record.caller,
@@ -77,7 +74,7 @@ class ObservabilityCallSink:
                 latency_ms=record.latency_ms,
                 request_id=record.request_id or "",
                 user_id=record.user_id or "",
-                timestamp=stamp,
+                timestamp=to_timestamp(record.timestamp),  # type: ignore[arg-type]
             )
             if record.error is not None:
                 call.error = record.error

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from auth_service.credentials import CredentialService
 from auth_service.login import LoginService, SignedIn
@@ -14,13 +11,8 @@ from auth_service.repository import UserRepository
 from auth_service.sessions import SessionService
 from echostats.auth.v1 import auth_service_pb2 as pb
 from echostats.auth.v1 import auth_service_pb2_grpc as pb_grpc
+from echostats_grpc.timestamps import to_timestamp
 from echostats_platform.errors import InvalidArgument, NotFound
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _user_pb(user: User) -> pb.User:
@@ -38,7 +30,7 @@ def _user_pb(user: User) -> pb.User:
 
 
 def _session_pb(signed_in: SignedIn) -> pb.Session:
-    return pb.Session(token=signed_in.token, expires_at=_timestamp(signed_in.session.expires_at))
+    return pb.Session(token=signed_in.token, expires_at=to_timestamp(signed_in.session.expires_at))
 
 
 def _require_user_id(user_id: str) -> str:
@@ -99,7 +91,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         user, session = await self._sessions.resolve(request.token)
         response = pb.AuthenticateSessionResponse(user=_user_pb(user), session_id=session.id)
         if user.credentials is not None:
-            response.token_expires_at.CopyFrom(_timestamp(user.credentials.expires_at))
+            response.token_expires_at.CopyFrom(to_timestamp(user.credentials.expires_at))
         return response
 
     async def RevokeSession(
@@ -111,7 +103,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self, request: pb.RefreshSpotifyTokenRequest, context: grpc.aio.ServicerContext
     ) -> pb.RefreshSpotifyTokenResponse:
         expires_at = await self._credentials.refresh_now(_require_user_id(request.user_id))
-        return pb.RefreshSpotifyTokenResponse(token_expires_at=_timestamp(expires_at))
+        return pb.RefreshSpotifyTokenResponse(token_expires_at=to_timestamp(expires_at))
 
     async def GetAccessToken(
         self, request: pb.GetAccessTokenRequest, context: grpc.aio.ServicerContext
@@ -121,7 +113,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             force_refresh=request.force_refresh,
             rejected_token=request.rejected_access_token,
         )
-        return pb.GetAccessTokenResponse(access_token=token, expires_at=_timestamp(expires_at))
+        return pb.GetAccessTokenResponse(access_token=token, expires_at=to_timestamp(expires_at))
 
     async def GetUser(
         self, request: pb.GetUserRequest, context: grpc.aio.ServicerContext

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from echostats.ingestion.v1 import ingestion_service_pb2 as pb
 from echostats.ingestion.v1 import ingestion_service_pb2_grpc as pb_grpc
 from echostats.observability.v1 import observability_service_pb2 as obs_pb
+from echostats_grpc.timestamps import to_timestamp
 from echostats_platform.errors import DomainError, InvalidArgument
 from ingestion_service.imports_upload import ImportUploader
 from ingestion_service.job_ledger import JobType
@@ -20,12 +20,6 @@ from ingestion_service.repository import PlayRepository
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 100
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def play_pb(stored: StoredPlay) -> pb.Play:
@@ -47,7 +41,7 @@ def play_pb(stored: StoredPlay) -> pb.Play:
         id=stored.id,
         user_id=play.user_id,
         track=track_pb,
-        played_at=_timestamp(play.played_at),
+        played_at=to_timestamp(play.played_at),
         ms_played=play.ms_played,
         source=play.source.value,
     )

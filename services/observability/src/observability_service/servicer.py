@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from echostats.observability.v1 import observability_service_pb2 as pb
 from echostats.observability.v1 import observability_service_pb2_grpc as pb_grpc
+from echostats_grpc.timestamps import to_timestamp
 from echostats_platform.errors import InvalidArgument
 from observability_service.api_calls import (
     CALLS_PAGE_SIZE_DEFAULT,
@@ -69,12 +69,6 @@ def _enum_filter(table: Mapping[int, _E], value: int, name: str) -> _E | None:
     return None if value == 0 else _enum(table, value, name)
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def job_pb(job: Job) -> pb.Job:
     """The protobuf form of a job."""
     message = pb.Job(
@@ -84,15 +78,15 @@ def job_pb(job: Job) -> pb.Job:
         status=_JOB_STATUS_PB[job.status],
         items_processed=job.items_processed,
         items_total=job.items_total,
-        created_at=_timestamp(job.created_at),
+        created_at=to_timestamp(job.created_at),
         counters=job.counters,
     )
     if job.error_message is not None:
         message.error_message = job.error_message
     if job.started_at is not None:
-        message.started_at.CopyFrom(_timestamp(job.started_at))
+        message.started_at.CopyFrom(to_timestamp(job.started_at))
     if job.completed_at is not None:
-        message.completed_at.CopyFrom(_timestamp(job.completed_at))
+        message.completed_at.CopyFrom(to_timestamp(job.completed_at))
     for step in job.steps:
         step_message = message.steps.add(
             action=step.action,
@@ -119,7 +113,7 @@ def api_call_pb(call: ApiCall) -> pb.ApiCall:
         user_id=call.user_id,
     )
     if call.timestamp is not None:
-        message.timestamp.CopyFrom(_timestamp(call.timestamp))
+        message.timestamp.CopyFrom(to_timestamp(call.timestamp))
     if call.error is not None:
         message.error = call.error
     return message
@@ -240,7 +234,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             total_items_synced=stats.total_items_synced,
         )
         if stats.last_sync_at is not None:
-            message.last_sync_at.CopyFrom(_timestamp(stats.last_sync_at))
+            message.last_sync_at.CopyFrom(to_timestamp(stats.last_sync_at))
         return message
 
     # -- API call log -------------------------------------------------------------------
