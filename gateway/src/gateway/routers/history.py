@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from echostats.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
+from echostats_grpc.timestamps import to_timestamp
 from gateway.dependencies import Clients, CurrentUser
 from gateway.paging import Page, page_count
 from gateway.schemas.history import HistoryItem, HistoryPage, HistoryTrack
-from gateway.timestamps import iso_or_none, parse_date_param, to_timestamp
+from gateway.timestamps import iso_or_none, parse_date_param
 
 router = APIRouter(prefix="/api/v1/history", tags=["history"])
 
