@@ -197,6 +197,20 @@ async def test_each_format_is_imported_with_counters(harness: Any, worker: Any) 
     assert await uploads(harness).count() == 0
     page = await harness.ingestion.ListPlays(pb.ListPlaysRequest(user_id=user_id, page_size=5))
     assert page.total == 190
+    # StreamPlays hands the same plays out by UTC day, oldest first, within the bounds.
+    days = [d async for d in harness.ingestion.StreamPlays(pb.StreamPlaysRequest(user_id=user_id))]
+    assert [d.day for d in days] == sorted({d.day for d in days})
+    streamed = [p for d in days for p in d.plays]
+    assert len(streamed) == 190 and len({p.id for p in streamed}) == 190
+    assert all(p.played_at.ToDatetime().date().isoformat() == d.day for d in days for p in d.plays)
+    middle = sorted(p.played_at.ToDatetime() for p in streamed)[50:60]
+    bounded = pb.StreamPlaysRequest(user_id=user_id)
+    bounded.start.FromDatetime(middle[0])
+    bounded.end.FromDatetime(middle[-1])
+    within = [p async for d in harness.ingestion.StreamPlays(bounded) for p in d.plays]
+    assert len(within) == sum(middle[0] <= p.played_at.ToDatetime() <= middle[-1] for p in streamed)
+    other = [d async for d in harness.ingestion.StreamPlays(pb.StreamPlaysRequest(user_id=user()))]
+    assert other == []
     events = [
         f for _, f in await harness.redis.xrange(PLAYS_STORED_STREAM) if f["user_id"] == user_id
     ]

@@ -29,7 +29,7 @@ and one import per user at a time make that a rare race there, and MongoDB appli
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,6 +190,28 @@ class HistoryDays:
         return PlayPage(
             plays=[stored_play_of(query.user_id, entry) for entry in result], total=total
         )
+
+    async def days_in_range(
+        self, user_id: str, start: datetime | None, end: datetime | None
+    ) -> AsyncIterator[tuple[str, list[StoredPlay]]]:
+        """The user's plays that ended in [start, end], one UTC day at a time, oldest first."""
+        index = await self._index.find_one({"_id": user_id})
+        start_day = day_of(start) if start else None
+        end_day = day_of(end) if end else None
+        for day in sorted((index or {}).get("days", {})):
+            if (start_day is not None and day < start_day) or (
+                end_day is not None and day > end_day
+            ):
+                continue
+            bucket = await self._days.find_one({"_id": bucket_id(user_id, day)})
+            entries = ((bucket or {}).get("plays") or {}).values()
+            plays = [
+                stored_play_of(user_id, entry)
+                for entry in entries
+                if (start is None or entry["at"] >= start) and (end is None or entry["at"] <= end)
+            ]
+            if plays:
+                yield day, plays
 
     async def _create(
         self, by_bucket: dict[str, dict[str, Play]], inserted_at: datetime

@@ -18,7 +18,7 @@ sync per user runs at a time (the ledger decides that), so the cursor has one wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -174,6 +174,12 @@ class PlayRepository:
         if not query.artist and not query.track:
             return await self._days.page(query)
         return await self.search_plays(query)
+
+    def plays_by_day(
+        self, user_id: str, start: datetime | None, end: datetime | None
+    ) -> AsyncIterator[tuple[str, list[StoredPlay]]]:
+        """The user's plays that ended in [start, end], one UTC day at a time, oldest first."""
+        return self._days.days_in_range(user_id, start, end)
 
     async def search_plays(self, query: PlayQuery) -> PlayPage:
         """A page straight from `plays` (any filters; the artist/track ones need it)."""

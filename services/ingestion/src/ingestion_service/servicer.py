@@ -107,6 +107,16 @@ class IngestionServicer(pb_grpc.IngestionServiceServicer):
         page = await self._plays.list_plays(play_query(request))
         return pb.ListPlaysResponse(plays=[play_pb(play) for play in page.plays], total=page.total)
 
+    async def StreamPlays(
+        self, request: pb.StreamPlaysRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.PlaysOfDay]:
+        if not request.user_id:
+            raise InvalidArgument("user_id is required")
+        start = request.start.ToDatetime(tzinfo=UTC) if request.HasField("start") else None
+        end = request.end.ToDatetime(tzinfo=UTC) if request.HasField("end") else None
+        async for day, plays in self._plays.plays_by_day(request.user_id, start, end):
+            yield pb.PlaysOfDay(day=day, plays=[play_pb(play) for play in plays])
+
     async def SeedDemoHistory(
         self, request: pb.SeedDemoHistoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.SeedDemoHistoryResponse:
