@@ -8,9 +8,12 @@ import grpc
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from echostats.analytics.v1 import analytics_service_pb2_grpc
 from echostats.auth.v1 import auth_service_pb2_grpc
+from echostats.catalog.v1 import catalog_service_pb2_grpc
 from echostats.ingestion.v1 import ingestion_service_pb2_grpc
 from echostats.observability.v1 import observability_service_pb2_grpc
+from echostats.player_proxy.v1 import player_proxy_service_pb2_grpc
 from echostats_grpc.client import create_channel
 from echostats_platform.mongo import create_mongo_client
 from gateway.settings import GatewaySettings
@@ -23,6 +26,9 @@ class ServiceClients:
     channels: dict[str, grpc.aio.Channel]
     auth: auth_service_pb2_grpc.AuthServiceStub
     ingestion: ingestion_service_pb2_grpc.IngestionServiceStub
+    catalog: catalog_service_pb2_grpc.CatalogServiceStub
+    analytics: analytics_service_pb2_grpc.AnalyticsServiceStub
+    player_proxy: player_proxy_service_pb2_grpc.PlayerProxyServiceStub
     observability: observability_service_pb2_grpc.ObservabilityServiceStub
     redis: Redis
     mongo: AsyncMongoClient
@@ -38,6 +44,11 @@ class ServiceClients:
             channels=channels,
             auth=auth_service_pb2_grpc.AuthServiceStub(channels["auth"]),
             ingestion=ingestion_service_pb2_grpc.IngestionServiceStub(channels["ingestion"]),
+            catalog=catalog_service_pb2_grpc.CatalogServiceStub(channels["catalog"]),
+            analytics=analytics_service_pb2_grpc.AnalyticsServiceStub(channels["analytics"]),
+            player_proxy=player_proxy_service_pb2_grpc.PlayerProxyServiceStub(
+                channels["player-proxy"]
+            ),
             observability=observability_service_pb2_grpc.ObservabilityServiceStub(
                 channels["observability"]
             ),
