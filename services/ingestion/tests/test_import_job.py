@@ -20,6 +20,7 @@ from echostats.observability.v1 import observability_service_pb2 as obs_pb
 from echostats_grpc.client import error_reason
 from ingestion_service.import_uploads import ImportUploads
 from ingestion_service.imports_upload import ImportUploader, UploadOptions
+from ingestion_service.job_ledger import JobLedgerClient
 from ingestion_service.queues import PLAYS_STORED_STREAM
 
 CHUNK = 64 * 1024
@@ -319,7 +320,7 @@ async def test_bad_inputs_are_refused_and_store_nothing(harness: Any) -> None:
     uploader = ImportUploader(
         uploads=uploads(harness),
         starter=None,  # type: ignore[arg-type]  # never reached
-        ledger=None,  # type: ignore[arg-type]
+        ledger=JobLedgerClient(harness.observability),
         options=UploadOptions(max_bytes=100 * 1024),
     )
 
@@ -351,7 +352,11 @@ async def test_one_import_at_a_time_and_cancelled_uploads_leave_nothing(harness:
     second = await upload(harness, user_id, EXTENDED_NAME, body)
     assert first.started and not second.started
     assert second.job_id == first.job_id and second.items_total == 50
-    assert await uploads(harness).count() == 1  # the refused one was deleted
+    assert await uploads(harness).count() == 1  # the refused one was never stored
+    # Even a file ingestion would refuse gets the running job: nothing is read into storage.
+    third = await upload(harness, user_id, "notes.txt", b"hello")
+    assert not third.started and third.job_id == first.job_id
+    assert await uploads(harness).count() == 1
 
     # A client that goes away mid-stream leaves no upload behind.
     gate = asyncio.Event()

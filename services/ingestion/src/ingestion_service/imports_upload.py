@@ -4,6 +4,9 @@ The steps, in order, each refusing as early as it can:
 
 1. The first message must be the metadata (user, file name); a declared size over
    `import_max_bytes` is refused before any byte is stored (PAYLOAD_TOO_LARGE).
+   A user whose import is still pending or running gets `started=false` with that job
+   at once: the upload is read to its end (see the servicer) but nothing is stored. This
+   and step 5 are the per-user cap: one queued-or-running import per user.
 2. The first 64 KiB decide the kind (`detect_kind`): an unsupported name is refused with
    UNSUPPORTED_MEDIA_TYPE, an empty or non-JSON-array file with INVALID_IMPORT.
 3. The bytes go to GridFS (`import_uploads`) and to a temporary spool file as they arrive,
@@ -33,6 +36,7 @@ from pathlib import Path
 import grpc
 
 from echostats.ingestion.v1 import ingestion_service_pb2 as pb
+from echostats.observability.v1 import observability_service_pb2 as pb_obs
 from echostats_platform.errors import InvalidArgument
 from ingestion_service.import_uploads import ImportUploads
 from ingestion_service.imports.formats import (
@@ -45,7 +49,7 @@ from ingestion_service.imports.formats import (
 )
 from ingestion_service.imports.reader import ArchiveLimits
 from ingestion_service.imports.rules import ImportRules, survey
-from ingestion_service.job_ledger import JobLedgerClient
+from ingestion_service.job_ledger import JobLedgerClient, JobType
 from ingestion_service.job_starter import JobStarter, dependency_error
 
 log = logging.getLogger(__name__)
@@ -123,6 +127,11 @@ class ImportUploader:
             raise _too_large(max_bytes)
 
         chunks = _data_chunks(requests)
+        active = await self._active_import(meta.user_id)
+        if active is not None:
+            async for _ in chunks:
+                pass  # drained, not stored
+            return UploadResult(False, active.id, active.items_processed, active.items_total)
         head, pending = await self._read_head(chunks)
         try:
             kind = detect_kind(meta.filename, head)
@@ -235,6 +244,12 @@ class ImportUploader:
                 reason=REASON_INVALID,
             )
         return found.rows
+
+    async def _active_import(self, user_id: str) -> pb_obs.Job | None:
+        try:
+            return await self._ledger.active(user_id=user_id, job_type=JobType.IMPORT)
+        except grpc.aio.AioRpcError as exc:
+            raise dependency_error("Observability", exc) from exc
 
     async def _start(
         self, user_id: str, file_id: str, filename: str, items_total: int

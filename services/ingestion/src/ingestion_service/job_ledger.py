@@ -121,6 +121,17 @@ class JobLedgerClient:
         )
         return StartedJob(started=response.started, job_id=response.job.id)
 
+    async def active(self, *, user_id: str, job_type: JobType) -> pb.Job | None:
+        """The user's newest job of this type if it is still pending or running."""
+        response = await self._stub.ListJobs(
+            pb.ListJobsRequest(user_id=user_id, job_type=job_type.proto, page=1, page_size=1),
+            timeout=self._timeout,
+        )
+        for job in response.jobs:
+            if job.status in (pb.JOB_STATUS_PENDING, pb.JOB_STATUS_RUNNING):
+                return job
+        return None
+
     async def get(self, *, job_id: str, user_id: str) -> pb.Job:
         """One job of the user."""
         return await self._stub.GetJob(
