@@ -291,3 +291,45 @@ async def test_a_wrong_day_count_is_corrected_by_the_next_read(
     page = await plays.list_plays(PlayQuery(user_id=u, page=2, page_size=5))
     assert page.total == 12
     assert [p.play.track.spotify_id for p in page.plays] == [f"t{i}" for i in range(6, 1, -1)]
+
+
+async def test_later_plays_of_a_day_go_in_new_parts_and_none_is_lost(
+    plays: PlayRepository, database: AsyncDatabase
+) -> None:
+    u = user()
+    day = BASE.date().isoformat()
+    await plays.insert_plays([play(u, f"t{i}", BASE + timedelta(minutes=i)) for i in range(5)])
+    # Two writers add different plays to the same existing day at once (sync and import).
+    first = [play(u, f"a{i}", BASE + timedelta(minutes=10 + i)) for i in range(7)]
+    second = [play(u, f"b{i}", BASE + timedelta(minutes=30 + i)) for i in range(9)]
+    await asyncio.gather(plays.insert_plays(first), plays.insert_plays(second))
+    # Writing the same plays again adds no part.
+    await plays.insert_plays(first + second)
+
+    parts = [doc["_id"] async for doc in database["history_days"].find({"user_id": u})]
+    assert sorted(parts) == [f"{u}:{day}", f"{u}:{day}#1", f"{u}:{day}#2"]
+    page = await plays.list_plays(PlayQuery(user_id=u, page_size=100))
+    assert page.total == 21 and len({p.id for p in page.plays}) == 21
+    streamed = [p async for _, day_plays in plays.plays_by_day(u, None, None) for p in day_plays]
+    assert {p.id for p in streamed} == {p.id for p in page.plays}
+
+
+async def test_a_part_the_index_does_not_list_is_still_read(
+    plays: PlayRepository, database: AsyncDatabase
+) -> None:
+    u = user()
+    day = BASE.date().isoformat()
+    await plays.insert_plays([play(u, f"t{i}", BASE + timedelta(minutes=i)) for i in range(4)])
+    await plays.insert_plays([play(u, "late", BASE + timedelta(hours=1))])
+    # As if the writer of part 1 died before recording it in the index.
+    await database["history_index"].update_one(
+        {"_id": u}, {"$set": {f"days.{day}": 4, f"parts.{day}": 1}}
+    )
+
+    page = await plays.list_plays(PlayQuery(user_id=u, page_size=10))
+
+    assert [p.play.track.spotify_id for p in page.plays][:2] == ["late", "t3"]
+    # The read corrected the day's count, as for any count a dead writer left behind.
+    assert (await plays.list_plays(PlayQuery(user_id=u))).total == 5
+    await plays.insert_plays([play(u, "later", BASE + timedelta(hours=2))])
+    assert (await plays.list_plays(PlayQuery(user_id=u))).total == 6

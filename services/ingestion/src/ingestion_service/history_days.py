@@ -8,22 +8,31 @@ falls in, all fetched by `_id`: a fraction of a second on FerretDB, three small 
 MongoDB.
 
 Layout:
-- `history_days`: `_id` = `<user_id>:<YYYY-MM-DD>` (the UTC day the play ended); `plays` =
-  a map from the play's key (`identity.play_key`) to a compact copy of the play. Writing a
-  key twice is harmless, so every bucket write is idempotent.
-- `history_index`: `_id` = user id; `days` = `{YYYY-MM-DD: plays that day}`. A page is
-  located from these counts without reading the buckets it skips.
+- `history_days`: a day's bucket is one or more insert-only *parts*. Part 0 has `_id` =
+  `<user_id>:<YYYY-MM-DD>` (the UTC day the play ended), part n `<user_id>:<day>#<n>`;
+  `plays` = a map from the play's key (`identity.play_key`) to a compact copy of the play.
+  A key already in any part of the day is never written again, so every write is
+  idempotent.
+- `history_index`: `_id` = user id; `days` = `{YYYY-MM-DD: plays that day}`, `parts` =
+  `{YYYY-MM-DD: parts that day}` (absent: one). A page is located from these counts
+  without reading the buckets it skips.
+
+Why parts instead of updating a day's bucket: on FerretDB every UPDATE scans the whole
+collection at the SQL level (reference/ferretdb.md §4), so adding today's plays to a
+bucket cost a scan of every user's history (10 s socket timeouts once it held 1M plays),
+while an insert checks only the `_id` index. New plays for a day that has a bucket go in
+one new part; readers take every part by `_id`. A writer reads the day's parts, inserts
+the part after the last one, and on a duplicate key (another writer took that number)
+reads it and tries the next: no update, no lost write, on either server.
 
 Consistency: `plays` stays the truth (identity, dedup counting, the filtered queries).
 Every batch written there is then written here, the plays already present included, so a
 batch that died between the two writes is repaired by its redelivery, a re-sync or a
 re-import of the same plays. A repaired entry is built from the report at hand, which may
 differ from the first report in `source` or `ms_played`; only that crash window does
-this. A day's count is recomputed from its bucket on every write and checked (and
-corrected) whenever a page reads the bucket. On FerretDB two writers updating one bucket
-in the same instant may lose an update (it applies updates read-modify-write); one sync
-and one import per user at a time make that a rare race there, and MongoDB applies each
-`$set` atomically.
+this. A part inserted by a writer that died before updating the index is found anyway:
+readers probe the part after the last one the index lists. A day's count is recomputed on
+every write and checked (and corrected) whenever a page reads the day.
 """
 
 from __future__ import annotations
@@ -49,8 +58,13 @@ def day_of(played_at: datetime) -> str:
 
 
 def bucket_id(user_id: str, day: str) -> str:
-    """The `_id` of a user's bucket for a day."""
+    """The `_id` of a user's bucket for a day (its first part)."""
     return f"{user_id}:{day}"
+
+
+def part_id(user_id: str, day: str, part: int) -> str:
+    """The `_id` of part `part` of a day's bucket (part 0 is the bucket itself)."""
+    return bucket_id(user_id, day) if part == 0 else f"{user_id}:{day}#{part}"
 
 
 def entry_of(play: Play, inserted_at: datetime) -> Entry:
@@ -107,7 +121,7 @@ def _newest_first(entries: Iterable[Entry]) -> list[Entry]:
 
 
 class HistoryDays:
-    """Day buckets of each user's plays, and the per-user index of their sizes."""
+    """Day buckets of each user's plays (insert-only parts), and the per-user index of sizes."""
 
     def __init__(self, database: AsyncDatabase) -> None:
         self._days = database["history_days"]
@@ -124,34 +138,70 @@ class HistoryDays:
         # them all in one insert first, and read only the ones that already existed.
         created = await self._create(by_bucket, inserted_at)
         sizes: dict[str, dict[str, int]] = defaultdict(dict)
+        parts: dict[str, dict[str, int]] = defaultdict(dict)
         for _id, plays_of_day in by_bucket.items():
             user_id, _, day = _id.rpartition(":")
             if _id in created:
                 sizes[user_id][day] = len(plays_of_day)
                 continue
-            bucket = await self._days.find_one({"_id": _id})
-            have = (bucket or {}).get("plays") or {}
+            count, next_part = await self._append(user_id, day, plays_of_day, inserted_at)
+            sizes[user_id][day] = count
+            parts[user_id][day] = next_part
+        for user_id, days in sizes.items():
+            await self._set_sizes(user_id, days, parts.get(user_id))
+
+    async def _append(
+        self, user_id: str, day: str, plays_of_day: dict[str, Play], inserted_at: datetime
+    ) -> tuple[int, int]:
+        """Add the plays a day does not have yet as a new part; (day's size, parts)."""
+        known = await self._known_parts(user_id, day)
+        while True:
+            have, next_part = await self._read_day(user_id, day, known)
             missing = {
                 k: entry_of(p, inserted_at) for k, p in plays_of_day.items() if k not in have
             }
-            if missing:
-                await self._days.update_one(
-                    {"_id": _id},
-                    {
-                        "$set": {f"plays.{key}": entry for key, entry in missing.items()},
-                        "$setOnInsert": {"user_id": user_id, "day": day},
-                    },
-                    upsert=True,
-                )
-            sizes[user_id][day] = len(have) + len(missing)
-        for user_id, days in sizes.items():
-            await self._set_sizes(user_id, days)
+            if not missing:
+                return len(have), next_part
+            document = {
+                "_id": part_id(user_id, day, next_part),
+                "user_id": user_id,
+                "day": day,
+                "plays": missing,
+            }
+            try:
+                await self._days.insert_one(document)
+            except DuplicateKeyError:
+                known = next_part + 1  # another writer took this part: read it too, retry
+                continue
+            return len(have) + len(missing), next_part + 1
+
+    async def _known_parts(self, user_id: str, day: str) -> int:
+        index = await self._index.find_one({"_id": user_id}, {f"parts.{day}": 1})
+        return int(((index or {}).get("parts") or {}).get(day, 1))
+
+    async def _read_day(self, user_id: str, day: str, known_parts: int) -> tuple[Entry, int]:
+        """A day's entries by key from all its parts, and the number of the next part.
+
+        Reads the parts the index knows, then probes the following numbers: a writer that
+        died (or raced) between inserting a part and updating the index left it unlisted.
+        Every read is by `_id`, the only lookup FerretDB pushes down.
+        """
+        entries: Entry = {}
+        part = 0
+        while True:
+            bucket = await self._days.find_one({"_id": part_id(user_id, day, part)})
+            if bucket is None and part >= known_parts:
+                return entries, part
+            for key, entry in ((bucket or {}).get("plays") or {}).items():
+                entries.setdefault(key, entry)
+            part += 1
 
     async def page(self, query: PlayQuery) -> PlayPage:
         """One page of the user's history, newest first, within the optional time bounds."""
         index = await self._index.find_one({"_id": query.user_id})
         start_day = day_of(query.start) if query.start else None
         end_day = day_of(query.end) if query.end else None
+        known = (index or {}).get("parts") or {}
         days = [
             (day, int(size))
             for day, size in sorted((index or {}).get("days", {}).items(), reverse=True)
@@ -161,8 +211,8 @@ class HistoryDays:
 
         async def load(day: str, size: int) -> list[Entry]:
             if day not in loaded:
-                bucket = await self._days.find_one({"_id": bucket_id(query.user_id, day)})
-                entries = list(((bucket or {}).get("plays") or {}).values())
+                have, _ = await self._read_day(query.user_id, day, int(known.get(day, 1)))
+                entries = list(have.values())
                 if len(entries) != size:
                     # A write raced this count, or died before updating it: correct it.
                     await self._set_sizes(query.user_id, {day: len(entries)})
@@ -196,6 +246,7 @@ class HistoryDays:
     ) -> AsyncIterator[tuple[str, list[StoredPlay]]]:
         """The user's plays that ended in [start, end], one UTC day at a time, oldest first."""
         index = await self._index.find_one({"_id": user_id})
+        known = (index or {}).get("parts") or {}
         start_day = day_of(start) if start else None
         end_day = day_of(end) if end else None
         for day in sorted((index or {}).get("days", {})):
@@ -203,11 +254,10 @@ class HistoryDays:
                 end_day is not None and day > end_day
             ):
                 continue
-            bucket = await self._days.find_one({"_id": bucket_id(user_id, day)})
-            entries = ((bucket or {}).get("plays") or {}).values()
+            have, _ = await self._read_day(user_id, day, int(known.get(day, 1)))
             plays = [
                 stored_play_of(user_id, entry)
-                for entry in entries
+                for entry in have.values()
                 if (start is None or entry["at"] >= start) and (end is None or entry["at"] <= end)
             ]
             if plays:
@@ -232,8 +282,12 @@ class HistoryDays:
             return {doc["_id"] for index, doc in enumerate(docs) if index not in existed}
         return {doc["_id"] for doc in docs}
 
-    async def _set_sizes(self, user_id: str, days: dict[str, int]) -> None:
-        update = {"$set": {f"days.{day}": size for day, size in days.items()}}
+    async def _set_sizes(
+        self, user_id: str, days: dict[str, int], parts: dict[str, int] | None = None
+    ) -> None:
+        fields: dict[str, int] = {f"days.{day}": size for day, size in days.items()}
+        fields.update({f"parts.{day}": count for day, count in (parts or {}).items()})
+        update = {"$set": fields}
         try:
             await self._index.update_one({"_id": user_id}, update, upsert=True)
         except DuplicateKeyError:

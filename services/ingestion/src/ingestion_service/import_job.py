@@ -293,11 +293,9 @@ class ImportJob:
         inserted_by_source: Counter[str] = Counter()
         # The plays of the batch's newest day are held back and stored with the next batch
         # (or at the end). A batch boundary then rarely splits a day (exports are in time
-        # order), so each day bucket is created by one insert: a bucket that already
-        # exists costs a find and an update, both of which scan the whole `history_days`
-        # collection on FerretDB (~0.3-0.6 s each at ~2,000 buckets, about 40% of a 100k
-        # row import). Held plays count as stored for the account-row check below, as
-        # they would had they been written with their own batch.
+        # order), so each day bucket is created by one insert rather than split into
+        # parts (history_days.py). Held plays count as stored for the account-row check
+        # below, as they would had they been written with their own batch.
         held: list[Play] = []
         try:
             async with contextlib.aclosing(self._batches(path, filename, user_id)) as batches:
