@@ -226,21 +226,19 @@ class PlayRepository:
     ) -> list[tuple[str, str, str, datetime]]:
         """(_id, artist name, track name, played_at) of the user's plays ending in [start, end).
 
-        One query for a whole batch of account-data rows: FerretDB pushes nothing but `_id`
-        down, so every other query scans, and one per batch keeps that affordable.
+        Read from the day buckets (by `_id`): on FerretDB a query on `plays` would scan
+        every user's plays, once per batch of an account-data import.
         """
-        cursor = self._plays.find(
-            {"user_id": user_id, "played_at": {"$gte": start, "$lt": end}},
-            {"track": 1, "played_at": 1},
-        )
         return [
             (
-                doc["_id"],
-                (doc.get("track") or {}).get("artist_name", ""),
-                (doc.get("track") or {}).get("name", ""),
-                doc["played_at"],
+                stored.id,
+                stored.play.track.artist_name,
+                stored.play.track.name,
+                stored.play.played_at,
             )
-            async for doc in cursor
+            async for _, day_plays in self._days.days_in_range(user_id, start, end)
+            for stored in day_plays
+            if stored.play.played_at < end
         ]
 
     async def count_for_user(self, user_id: str) -> int:
