@@ -11,7 +11,17 @@ from echostats_platform.redis import create_redis
 from gateway.clients import ServiceClients
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
-from gateway.routers import api_logs, auth, health, history, imports, sync_jobs
+from gateway.routers import (
+    api_logs,
+    auth,
+    browse,
+    health,
+    history,
+    imports,
+    library,
+    player,
+    sync_jobs,
+)
 from gateway.settings import GatewaySettings
 
 
@@ -50,4 +60,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(sync_jobs.router)
     app.include_router(api_logs.router)
+    app.include_router(player.router)
+    app.include_router(browse.router)
+    app.include_router(library.router)
     return app

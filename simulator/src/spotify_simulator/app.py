@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from . import accounts, audio_features, control, me, playlists, recently_played, top
+from . import (
+    accounts,
+    audio_features,
+    browse,
+    control,
+    library,
+    me,
+    player,
+    playlists,
+    recently_played,
+    top,
+)
 from .config import SimulatorConfig
 from .errors import install_error_handlers
 from .middleware import SimulatorMiddleware
@@ -25,6 +36,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     playlists.router,
     top.router,
     audio_features.router,
+    player.router,
+    browse.router,
+    library.router,
 )
 
 

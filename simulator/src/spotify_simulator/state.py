@@ -23,6 +23,7 @@ from .clock import Clock
 from .config import Mode, SimulatorConfig
 from .faults import FaultBook, LatencyBook, RateLimiter, RequestLog
 from .play_log import PlayLog
+from .player_state import PlayerBook
 from .playlist_store import PlaylistStore
 from .tokens import TokenStore
 from .users import SimUser, seeded_users
@@ -57,6 +58,7 @@ class SimulatorState:
         self.requests = RequestLog(config.request_log_size)
         self.plays = PlayLog(self.catalog, recent_window=config.recent_window)
         self.playlists = PlaylistStore(self.catalog)
+        self.player = PlayerBook()
         self.apps = {
             config.client_id: RegisteredApp(
                 config.client_id, config.client_secret, config.redirect_uris
@@ -94,6 +96,7 @@ class SimulatorState:
             recent_window=self.config.recent_window,
         )
         self.playlists.reset(users, self.plays.taste)
+        self.player.reset()
         if tokens:
             self.tokens.clear()
 
