@@ -127,8 +127,16 @@ class HistoryDays:
         self._days = database["history_days"]
         self._index = database["history_index"]
 
-    async def add(self, plays: Iterable[Play], *, inserted_at: datetime) -> None:
-        """Put plays in their buckets (idempotent; keys already there are left as they are)."""
+    async def add(
+        self, plays: Iterable[Play], *, inserted_at: datetime, all_new: bool = False
+    ) -> None:
+        """Put plays in their buckets (idempotent; keys already there are left as they are).
+
+        `all_new`: the caller knows none of these plays is in a bucket yet (they were just
+        inserted into `plays` for the first time, and buckets only ever hold plays already
+        in `plays`). Their days are then appended to without being read: on FerretDB each
+        read costs a scan of the collection.
+        """
         by_bucket: dict[str, dict[str, Play]] = defaultdict(dict)
         for play in plays:
             by_bucket[bucket_id(play.user_id, day_of(play.played_at))][play.key] = play
@@ -139,12 +147,20 @@ class HistoryDays:
         created = await self._create(by_bucket, inserted_at)
         sizes: dict[str, dict[str, int]] = defaultdict(dict)
         parts: dict[str, dict[str, int]] = defaultdict(dict)
+        indexes: dict[str, dict[str, Any]] = {}
         for _id, plays_of_day in by_bucket.items():
             user_id, _, day = _id.rpartition(":")
             if _id in created:
                 sizes[user_id][day] = len(plays_of_day)
                 continue
-            count, next_part = await self._append(user_id, day, plays_of_day, inserted_at)
+            if all_new:
+                if user_id not in indexes:
+                    indexes[user_id] = await self._index.find_one({"_id": user_id}) or {}
+                count, next_part = await self._append_new(
+                    user_id, day, plays_of_day, inserted_at, indexes[user_id]
+                )
+            else:
+                count, next_part = await self._append(user_id, day, plays_of_day, inserted_at)
             sizes[user_id][day] = count
             parts[user_id][day] = next_part
         for user_id, days in sizes.items():
@@ -174,6 +190,33 @@ class HistoryDays:
                 known = next_part + 1  # another writer took this part: read it too, retry
                 continue
             return len(have) + len(missing), next_part + 1
+
+    async def _append_new(
+        self,
+        user_id: str,
+        day: str,
+        plays_of_day: dict[str, Play],
+        inserted_at: datetime,
+        index: dict[str, Any],
+    ) -> tuple[int, int]:
+        """Add plays known to be new as a part, without reading the day; (size, parts)."""
+        part = int((index.get("parts") or {}).get(day, 1))
+        entries = {key: entry_of(play, inserted_at) for key, play in plays_of_day.items()}
+        while True:
+            document = {
+                "_id": part_id(user_id, day, part),
+                "user_id": user_id,
+                "day": day,
+                "plays": entries,
+            }
+            try:
+                await self._days.insert_one(document)
+            except DuplicateKeyError:
+                part += 1  # taken by a writer the index does not show yet
+                continue
+            # A stale count (a racing writer) is corrected by the next page that reads it.
+            size = int((index.get("days") or {}).get(day, 0)) + len(entries)
+            return size, part + 1
 
     async def _known_parts(self, user_id: str, day: str) -> int:
         index = await self._index.find_one({"_id": user_id}, {f"parts.{day}": 1})

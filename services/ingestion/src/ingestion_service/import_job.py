@@ -309,7 +309,7 @@ class ImportJob:
                         first, last = ranges.get(source, (play.played_at, play.played_at))
                         ranges[source] = (min(first, play.played_at), max(last, play.played_at))
                     ready, held = _hold_back_newest_day(held + kept)
-                    stored = await self._store(ready, job_id)
+                    stored = await self._store(ready, job_id, attempt=attempt)
                     inserted += stored.total()
                     inserted_by_source.update(stored)
                     await self._ledger.update_progress(
@@ -318,10 +318,10 @@ class ImportJob:
                         items_total=max(items_total, rows),
                         counters=self._counters(inserted, usable, skipped),
                     )
-            stored = await self._store(held, job_id)
+            stored = await self._store(held, job_id, attempt=attempt)
         except ImportError_ as exc:
             # What was parsed before the bad content is stored, held plays included.
-            await self._store(held, job_id)
+            await self._store(held, job_id, attempt=attempt)
             return await self._fail(message, f"{filename}: {exc.message}")
         inserted += stored.total()
         inserted_by_source.update(stored)
@@ -358,7 +358,7 @@ class ImportJob:
         counters.update({f"skipped_{reason}": count for reason, count in skipped.items()})
         return counters
 
-    async def _store(self, plays: list[Play], job_id: str) -> Counter[str]:
+    async def _store(self, plays: list[Play], job_id: str, *, attempt: int) -> Counter[str]:
         """Insert plays, one insert per source; how many each source inserted.
 
         A zip may mix both kinds, and the events say how many plays of each were stored.
@@ -368,7 +368,9 @@ class ImportJob:
             by_source[play.source.value].append(play)
         inserted: Counter[str] = Counter()
         for source, fresh in by_source.items():
-            outcome = await self._plays.insert_plays(fresh, tags={IMPORT_TAG: job_id})
+            outcome = await self._plays.insert_plays(
+                fresh, tags={IMPORT_TAG: job_id}, repair=attempt > 1
+            )
             inserted[source] += outcome.inserted
         return inserted
 

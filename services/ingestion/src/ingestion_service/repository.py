@@ -133,11 +133,16 @@ class PlayRepository:
         *,
         now: datetime | None = None,
         tags: Mapping[str, Any] | None = None,
+        repair: bool = True,
     ) -> InsertOutcome:
         """Store plays once each; a play already stored (same `_id`) is counted, not an error.
 
         `tags` are extra fields written on the plays this call inserts (an import marks its
         plays with its job id, so it can count exactly what it stored after a redelivery).
+        `repair`: also write the plays already present to the day buckets, completing a
+        batch that died between its two writes (reads the days they fall on). Callers pass
+        False on a first delivery, when no earlier attempt can have died half-way: only the
+        new plays go to the buckets then, appended without reading (history_days.py).
         """
         inserted_at = now or utc_now()
         unique: dict[str, Play] = {}
@@ -165,10 +170,13 @@ class PlayRepository:
             if other or exc.details.get("writeConcernErrors"):
                 raise
             duplicates = {int(error["index"]) for error in errors}
-        # Every play of the batch, not only the new ones: a batch that died between the two
-        # writes is completed by whoever writes the same plays again.
-        await self._days.add(ordered, inserted_at=inserted_at)
         stored = [play for index, play in enumerate(ordered) if index not in duplicates]
+        if repair:
+            # Every play of the batch, not only the new ones: a batch that died between the
+            # two writes is completed by whoever writes the same plays again.
+            await self._days.add(ordered, inserted_at=inserted_at)
+        else:
+            await self._days.add(stored, inserted_at=inserted_at, all_new=True)
         times = [play.played_at for play in stored]
         return InsertOutcome(
             inserted=len(stored),

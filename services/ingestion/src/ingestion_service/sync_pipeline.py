@@ -273,7 +273,9 @@ class SyncPipeline:
             run.saw([play.played_at for play in page.plays])
             # Stored before the cursor moves past it: a crash after this point refetches
             # the page at worst, and the plays dedupe.
-            run.stored = run.stored + await self._plays.insert_plays(page.plays)
+            run.stored = run.stored + await self._plays.insert_plays(
+                page.plays, repair=run.attempt > 1
+            )
             if walk.direction is Direction.FORWARD and page.newest_ms is not None:
                 await self._state.advance_cursor(user_id, page.newest_ms)
             walk.advance(page)
