@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from tests.deploy.support import (
     COMPOSE_FILE,
     DEMO_ENV,
     PROCESSES,
+    ROOT,
     SERVICES,
     RenderError,
     all_env_names,
@@ -167,3 +169,49 @@ def test_the_demo_env_runs_the_simulator_with_dev_login(demo):
     assert services["ingestion-worker"]["depends_on"]["simulator"]["condition"] == (
         "service_healthy"
     )
+
+
+# ---- .env.example is the file operators copy: it must work with Compose as it is ------------
+
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def _example_names() -> list[str]:
+    return re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.MULTILINE)
+
+
+def test_the_example_as_copied_fails_fast_on_the_missing_secrets(tmp_path):
+    copied = tmp_path / ".env"
+    copied.write_text(ENV_EXAMPLE.read_text())
+    with pytest.raises(RenderError) as failure:
+        compose_config(env_files=[copied])
+    for name in (
+        "ECHOSTATS_SPOTIFY_CLIENT_ID",
+        "ECHOSTATS_SESSION_SECRET",
+        "ECHOSTATS_TOKEN_ENCRYPTION_KEYS",
+    ):
+        assert f"required variable {name} is missing" in str(failure.value)
+
+
+def test_the_example_filled_in_renders_and_no_comment_becomes_a_value(tmp_path):
+    text = ENV_EXAMPLE.read_text()
+    for name, value in REQUIRED.items():
+        text = re.sub(rf"^{name}=.*$", f"{name}={value}", text, flags=re.MULTILINE)
+    filled = tmp_path / ".env"
+    filled.write_text(text)
+    project = compose_config(env_files=[filled])
+    for name, service in project["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            assert not (value or "").startswith("#"), (name, key, value)
+    auth = project["services"]["auth"]["environment"]
+    assert auth["ECHOSTATS_SESSION_SECRET"] == REQUIRED["ECHOSTATS_SESSION_SECRET"]
+    assert auth["ECHOSTATS_SPOTIFY_CLIENT_SECRET"] == ""
+
+
+def test_the_example_documents_every_compose_variable_and_only_real_ones():
+    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
+    documented = set(_example_names())
+    assert interpolated - documented == set()
+    unknown = {name for name in documented if name.startswith("ECHOSTATS_")}
+    unknown -= all_env_names() | interpolated
+    assert unknown == set()
