@@ -78,6 +78,8 @@ def test_traefik_routes_api_to_the_gateway_with_the_dashboard_off(production):
     assert traefik["image"].startswith("traefik:v3")
     assert "--api.dashboard=false" in traefik["command"]
     assert "--providers.docker.exposedbydefault=false" in traefik["command"]
+    edge = production["networks"]["edge"]["name"]
+    assert f"--providers.docker.network={edge}" in traefik["command"]
     labels = production["services"]["gateway"]["labels"]
     assert labels["traefik.enable"] == "true"
     assert labels["traefik.http.routers.echostats-api.rule"] == "PathPrefix(`/api`)"

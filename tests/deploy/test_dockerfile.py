@@ -136,7 +136,6 @@ def test_the_builder_installs_one_member_with_its_generated_stubs(tmp_path, stag
         "UV_FROZEN": "1",
         "UV_NO_EDITABLE": "1",
         "UV_OFFLINE": "1",
-        "UV_LINK_MODE": "copy",
         "UV_PYTHON_DOWNLOADS": "0",
     }
     env.pop("VIRTUAL_ENV", None)
