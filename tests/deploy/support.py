@@ -83,10 +83,40 @@ def kustomize_command() -> list[str]:
     raise RenderError("neither kustomize nor kubectl found: run `make deploy-tools`")
 
 
+def kustomize_render(directory: Path) -> str:
+    """The YAML a kustomization renders to."""
+    return _run([*kustomize_command(), str(directory)])
+
+
 def kustomize_build(directory: Path) -> list[dict[str, Any]]:
     """The objects a kustomization renders to."""
-    output = _run([*kustomize_command(), str(directory)])
-    return [doc for doc in yaml.safe_load_all(output) if doc]
+    return [doc for doc in yaml.safe_load_all(kustomize_render(directory)) if doc]
+
+
+# Oldest Kubernetes the manifests support (native gRPC probes, matchLabelKeys: 1.27+) and the
+# newest release whose schemas kubernetes-validate ships.
+KUBERNETES_VERSIONS = ("1.30", "1.37")
+
+
+def kubernetes_schema_errors(manifests: list[Path], version: str) -> list[str]:
+    """Objects that break Kubernetes' OpenAPI schema (strict: unknown fields too).
+
+    Custom resources (Traefik's IngressRoute) have no schema there and are skipped.
+    """
+    tool = LOCAL_BIN / "kubernetes-validate"
+    if not tool.exists():
+        raise RenderError(f"{tool} is missing: run `make deploy-tools`")
+    result = subprocess.run(
+        [str(tool), "--strict", "--quiet", "--no-warn", "-k", version, *map(str, manifests)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    if result.returncode != 0 and not errors:
+        raise RenderError(result.stderr.strip() or result.stdout.strip())
+    return errors
 
 
 def settings_class(component: str) -> type[BaseSettings]:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.deploy.support import (
     K8S,
+    KUBERNETES_VERSIONS,
     OVERLAYS,
     PROCESSES,
     SERVICES,
@@ -19,7 +20,9 @@ from tests.deploy.support import (
     config_env,
     env_key,
     grpc_port,
+    kubernetes_schema_errors,
     kustomize_build,
+    kustomize_render,
     network_problems,
     process_problems,
     workload_problems,
@@ -33,6 +36,35 @@ def rendered() -> dict[str, list[dict]]:
 
 def test_both_overlays_exist():
     assert {"demo", "production"} <= set(OVERLAYS)
+
+
+@pytest.fixture(scope="module")
+def rendered_files(tmp_path_factory) -> list[Path]:
+    directory = tmp_path_factory.mktemp("rendered")
+    files = []
+    for overlay in OVERLAYS:
+        path = directory / f"{overlay}.yaml"
+        path.write_text(kustomize_render(K8S / "overlays" / overlay))
+        files.append(path)
+    return files
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_object_is_valid_for_kubernetes(rendered_files, version):
+    assert kubernetes_schema_errors(rendered_files, version) == []
+
+
+def test_the_schema_check_catches_a_misspelt_field_and_a_wrong_type(rendered_files, tmp_path):
+    text = rendered_files[0].read_text()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        text.replace("revisionHistoryLimit:", "revisionHistoryLimits:", 1).replace(
+            "containerPort: 50051", 'containerPort: "grpc"', 1
+        )
+    )
+    errors = "\n".join(kubernetes_schema_errors([broken], KUBERNETES_VERSIONS[0]))
+    assert "'revisionHistoryLimits' was unexpected" in errors
+    assert "is not of type 'integer'" in errors
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
