@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -123,12 +129,17 @@ def _build_context(destination: Path) -> None:
                 shutil.copy2(ROOT / name, target)
 
 
-def test_the_builder_installs_one_member_with_its_generated_stubs(tmp_path, stages):
-    """The builder stage's commands, run here (offline, from uv's cache) for one service."""
+@pytest.fixture(scope="module")
+def auth_image(tmp_path_factory, stages) -> Path:
+    """The builder stage's commands, run here (offline, from uv's cache) for the auth image.
+
+    Returns its virtualenv, with the source tree removed as in the runtime stage.
+    """
     builder = "\n".join(stages["builder"])
     assert "UV_PROJECT_ENVIRONMENT=/opt/protoc uv sync --only-group dev" in builder
     assert 'UV_PROJECT_ENVIRONMENT=/app/.venv uv sync --package "$PACKAGE" --no-dev' in builder
     assert "UV_NO_EDITABLE=1" in builder and "UV_FROZEN=1" in builder
+    tmp_path = tmp_path_factory.mktemp("image")
     src = tmp_path / "src"
     _build_context(src)
     env = {
@@ -171,14 +182,19 @@ def test_the_builder_installs_one_member_with_its_generated_stubs(tmp_path, stag
         check=True,
         env={**env, "UV_PROJECT_ENVIRONMENT": str(venv)},
     )
-    # The image's own environment: the service, its libs and the stubs import from
-    # site-packages alone (no source tree on the path), and nothing else is there.
     shutil.rmtree(src)
+    shutil.rmtree(protoc)
+    return venv
+
+
+def test_the_builder_installs_one_member_with_its_generated_stubs(auth_image):
+    # The service, its libs and the stubs import from site-packages alone (no source tree
+    # on the path), and nothing else is there.
     probe = (
         "import auth_service.server, echostats_grpc.healthcheck, echostats.auth.v1.auth_service_pb2"
     )
-    subprocess.run([str(venv / "bin" / "python"), "-c", probe], cwd=tmp_path, check=True)
-    site = next((venv / "lib").glob("python3*/site-packages"))
+    subprocess.run([str(auth_image / "bin" / "python"), "-c", probe], cwd=auth_image, check=True)
+    site = next((auth_image / "lib").glob("python3*/site-packages"))
     installed = {path.name.split("-")[0] for path in site.glob("*.dist-info")}
     assert "echostats_auth" in installed
     assert not installed & {
@@ -190,3 +206,64 @@ def test_the_builder_installs_one_member_with_its_generated_stubs(tmp_path, stag
         "grpcio_tools",
         "echostats_devstack",
     }
+
+
+def _exec_form(instruction: str) -> list[str]:
+    """The JSON array of a CMD or HEALTHCHECK ... CMD instruction."""
+    return json.loads(instruction[instruction.index("[") :])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_service_image_starts_with_its_cmd_and_passes_its_healthcheck(auth_image, stages):
+    """The `service` target's CMD and HEALTHCHECK, run in the auth image's environment.
+
+    Loopback instead of the image's 0.0.0.0; MongoDB and Redis are not needed to serve health.
+    """
+    service = stages["service"]
+    command = _exec_form(next(line for line in service if line.startswith("CMD ")))
+    healthcheck = _exec_form(next(line for line in service if line.startswith("HEALTHCHECK ")))
+    grpc_port, metrics_port = _free_port(), _free_port()
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    env = {
+        "PATH": f"{auth_image / 'bin'}:/usr/bin:/bin",
+        "HOME": str(auth_image),
+        "APP_MODULE": "auth_service",  # ENV APP_MODULE=${MODULE}
+        "ECHOSTATS_GRPC_PORT": str(grpc_port),  # ENV ECHOSTATS_GRPC_PORT=${GRPC_PORT}
+        "ECHOSTATS_GRPC_HOST": "127.0.0.1",
+        "ECHOSTATS_METRICS_PORT": str(metrics_port),
+        "ECHOSTATS_METRICS_HOST": "127.0.0.1",
+        "ECHOSTATS_MONGODB_URI": "mongodb://127.0.0.1:1/?directConnection=true",
+        "ECHOSTATS_REDIS_URL": "redis://127.0.0.1:1/0",
+        "ECHOSTATS_SESSION_SECRET": "s" * 48,
+        "ECHOSTATS_TOKEN_ENCRYPTION_KEYS": f"k1:{key}",
+        "ECHOSTATS_SPOTIFY_CLIENT_SECRET": "",
+    }
+    process = subprocess.Popen(  # the container's PID 1
+        command, env=env, cwd=auth_image, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 90
+        healthy = False
+        while time.monotonic() < deadline and process.poll() is None:
+            probe = subprocess.run(healthcheck, env=env, cwd=auth_image, check=False)
+            if probe.returncode == 0:
+                healthy = True
+                break
+            time.sleep(0.5)
+        assert healthy, process.stderr.read().decode() if process.poll() is not None else ""
+        # The worker's healthcheck asks this endpoint in the same image.
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5):
+            pass
+        # `exec` made python PID 1 of the command: SIGTERM stops it gracefully.
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert subprocess.run(healthcheck, env=env, cwd=auth_image, check=False).returncode == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
