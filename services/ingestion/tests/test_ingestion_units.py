@@ -5,7 +5,6 @@ No servers: these pin down the rules every component test relies on.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -31,7 +30,7 @@ from ingestion_service.recently_played import (
     RecentlyPlayedPage,
     parse_page,
 )
-from ingestion_service.repository import escape_regex, fold
+from ingestion_service.repository import fold
 from ingestion_service.settings import IngestionSettings
 from ingestion_service.sync_pipeline import describe_failure, plural
 
@@ -212,16 +211,6 @@ def test_forward_walk_has_a_page_limit_too() -> None:
 
 
 # -- repository helpers -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text", ["AC/DC", "Sigur Rós", "a.b*c+d?e(f)g[h]i{j}k|l^m$n\\o", "P!nk", "Guns N' Roses", "-"]
-)
-def test_escaped_filters_match_literally(text: str) -> None:
-    pattern = escape_regex(fold(text))
-    assert re.search(pattern, f"xx {fold(text)} yy")
-    # Only regex specials are escaped: RE2 (FerretDB) rejects escapes of ordinary characters.
-    assert "\\ " not in pattern and "\\-" not in pattern and "\\'" not in pattern
 
 
 def test_fold_is_case_insensitive_beyond_ascii() -> None:

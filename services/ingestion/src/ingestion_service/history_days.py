@@ -38,7 +38,7 @@ every write and checked (and corrected) whenever a page reads the day.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -282,6 +282,32 @@ class HistoryDays:
                 seen += 1
         return PlayPage(
             plays=[stored_play_of(query.user_id, entry) for entry in result], total=total
+        )
+
+    async def search(self, query: PlayQuery, matches: Callable[[Entry], bool]) -> PlayPage:
+        """One page of the user's plays within the bounds for which `matches(entry)` holds.
+
+        Reads every day in the bounds (by `_id`), newest first; the total needs them all.
+        """
+        index = await self._index.find_one({"_id": query.user_id})
+        known = (index or {}).get("parts") or {}
+        start_day = day_of(query.start) if query.start else None
+        end_day = day_of(query.end) if query.end else None
+        found: list[Entry] = []
+        for day in sorted((index or {}).get("days", {}), reverse=True):
+            if (start_day is not None and day < start_day) or (
+                end_day is not None and day > end_day
+            ):
+                continue
+            have, _ = await self._read_day(query.user_id, day, int(known.get(day, 1)))
+            found.extend(e for e in have.values() if _within(e["at"], query) and matches(e))
+        ordered = _newest_first(found)
+        skip = (query.page - 1) * query.page_size
+        return PlayPage(
+            plays=[
+                stored_play_of(query.user_id, e) for e in ordered[skip : skip + query.page_size]
+            ],
+            total=len(ordered),
         )
 
     async def days_in_range(

@@ -2,12 +2,12 @@
 
 `plays`: one document per play, `_id` from `identity.play_id`, so every write is an
 idempotent `insert_many(ordered=False)` whose duplicate-key errors (11000) mean "already
-present". It is the truth; each batch is then also written to the day buckets of
-`history_days.py`, which serve the unfiltered (optionally time-bounded) history pages.
-Pages filtered by artist or track query `plays` itself, user-scoped, with the (user_id,
-played_at desc) index on MongoDB (FerretDB scans, reference/ferretdb.md §4). Case-folded
-copies of the artist and track names are stored at write time because FerretDB cannot
-change case in a query.
+present". It is the truth of what was stored (identity, dedup, the import counters); each
+batch is then also written to the day buckets of `history_days.py`, which serve every
+history page, filtered or not: reads by `_id` (the only lookup FerretDB pushes down,
+reference/ferretdb.md §4), with the artist/track substring filters applied here to
+case-folded names. The (user_id, played_at desc) index exists on MongoDB only (operators'
+ad-hoc queries); FerretDB's indexes serve no read and slow every insert.
 
 `sync_state`: one document per user (`_id` = user id) with the recently-played cursor
 (newest stored end-of-play time in Unix ms, only ever moved forward with `$max`) and the
@@ -41,19 +41,11 @@ from ingestion_service.models import (
 )
 
 DUPLICATE_KEY = 11000
-# Characters with a meaning in both PCRE (MongoDB) and RE2 (FerretDB). Only these are
-# escaped: RE2 rejects escapes of ordinary characters such as `\ ` that re.escape emits.
-_REGEX_SPECIALS = frozenset("\\.+*?()|[]{}^$")
 
 
 def fold(text: str) -> str:
     """The case-folded form stored beside a name and used for case-insensitive filters."""
     return text.casefold()
-
-
-def escape_regex(text: str) -> str:
-    """Escape `text` so it matches literally in a MongoDB or FerretDB `$regex`."""
-    return "".join(f"\\{char}" if char in _REGEX_SPECIALS else char for char in text)
 
 
 def play_document(play: Play, inserted_at: datetime) -> dict[str, Any]:
@@ -78,9 +70,6 @@ def play_document(play: Play, inserted_at: datetime) -> dict[str, Any]:
         "context_type": play.context_type,
         "context_uri": play.context_uri,
         "inserted_at": inserted_at,
-        # Case-folded copies for the case-insensitive substring filters.
-        "artist_name_folded": fold(track.artist_name),
-        "track_name_folded": fold(track.name),
     }
 
 
@@ -198,32 +187,22 @@ class PlayRepository:
         return self._days.days_in_range(user_id, start, end)
 
     async def search_plays(self, query: PlayQuery) -> PlayPage:
-        """A page straight from `plays` (any filters; the artist/track ones need it)."""
-        filters: dict[str, Any] = {"user_id": query.user_id}
-        if query.artist:
-            filters["artist_name_folded"] = {"$regex": escape_regex(fold(query.artist))}
-        if query.track:
-            filters["track_name_folded"] = {"$regex": escape_regex(fold(query.track))}
-        played_at: dict[str, datetime] = {}
-        if query.start is not None:
-            played_at["$gte"] = query.start
-        if query.end is not None:
-            played_at["$lte"] = query.end
-        if played_at:
-            filters["played_at"] = played_at
-        total = await self._plays.count_documents(filters)
-        skip = (query.page - 1) * query.page_size
-        if skip >= total:
-            return PlayPage(plays=[], total=total)
-        cursor = (
-            self._plays.find(filters)
-            # _id breaks ties between plays that ended in the same millisecond, so pages
-            # never overlap or skip.
-            .sort([("played_at", DESCENDING), ("_id", DESCENDING)])
-            .skip(skip)
-            .limit(query.page_size)
-        )
-        return PlayPage(plays=[_stored_play(doc) async for doc in cursor], total=total)
+        """A page filtered by case-insensitive artist/track substrings (and time bounds).
+
+        Served from the user's day buckets, filtered here: on FerretDB a query on `plays`
+        scans (and unmarshals) every user's plays, twice with the count, while the buckets
+        are read by `_id`; on MongoDB a substring regex cannot use an index either.
+        """
+        artist = fold(query.artist) if query.artist else None
+        track = fold(query.track) if query.track else None
+
+        def matches(entry: dict[str, Any]) -> bool:
+            names = entry["t"]
+            return (artist is None or artist in fold(names["ar"])) and (
+                track is None or track in fold(names["n"])
+            )
+
+        return await self._days.search(query, matches)
 
     async def count_tagged(self, user_id: str, field: str, value: str) -> int:
         """How many of a user's plays carry the tag `field` = `value` (one scan on FerretDB)."""
