@@ -27,13 +27,13 @@ pytestmark = pytest.mark.integration
 NOT_AUTHENTICATED = {"detail": "Not authenticated"}
 
 # Credentials that must never sign anyone in, nor break anything.
-MALFORMED_CREDENTIALS: dict[str, dict[str, str]] = {
+MALFORMED_CREDENTIALS: dict[str, dict[str, str | bytes]] = {
     "bearer-garbage": {"Authorization": "Bearer garbage"},
-    "bearer-empty": {"Authorization": "Bearer "},
+    "bearer-two-words": {"Authorization": "Bearer a b"},
     "bearer-three-dots": {"Authorization": "Bearer a.b.c"},
     "bearer-jwt-header-only": {"Authorization": "Bearer eyJhbGciOiJub25lIn0.."},
     "bearer-8k": {"Authorization": "Bearer " + "A" * 8000},
-    "bearer-latin1": {"Authorization": "Bearer \xe9\xe8\xff"},
+    "bearer-latin1": {"Authorization": b"Bearer \xe9\xe8\xff"},
     "bearer-sql": {"Authorization": "Bearer ' OR '1'='1"},
     "bearer-mongo-operator": {"Authorization": 'Bearer {"$ne": null}'},
     "basic": {"Authorization": "Basic dXNlcjpwYXNz"},

@@ -1,8 +1,12 @@
 """Schemathesis against the gateway's own OpenAPI document, every operation, signed in and not.
 
-Each operation gets a few deterministic examples (derandomized Hypothesis, no shrinking
-database), sent through the gateway from the trusted proxy address with a fresh client in
-X-Forwarded-For per example, so the rate limit never answers for the fuzzer. Every built-in
+Each operation gets a few deterministic examples (derandomized Hypothesis, no example
+database). They go to a gateway replica of the test stack (same services, same document)
+whose rate limit is raised out of the way: schemathesis's own probes (the same request
+without credentials, with another method) are sent on fresh connections without the
+caller's session, so they cannot be routed through the trusted proxy address with a
+client of their own, and the fuzzer would soon be answered 429. The rate limit has tests
+of its own (test_gateway_edges.py, test_hostile_input.py). Every built-in
 check runs: no 5xx, only documented status codes, bodies and headers matching the document,
 invalid input refused, and security enforced (an operation that declares a session scheme
 must refuse the same request without it).
@@ -14,6 +18,7 @@ skipped: every operation in the document, those added later included, is fuzzed 
 
 from __future__ import annotations
 
+import http.cookiejar
 from typing import Any
 
 import httpx
@@ -25,8 +30,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
-from tests.hostile.support import bearer, fetch_openapi, fresh_client_headers, proxy_session
-from tests.integration.support import TRUSTED_PROXY_ADDRESS, unique_client_address
+from tests.hostile.support import bearer, fetch_openapi
 
 pytestmark = pytest.mark.integration
 
@@ -72,32 +76,34 @@ def test_the_served_document_is_the_one_fuzzed(gateway_url):
 
 
 @pytest.fixture(scope="module")
+def fuzz_gateway(stack) -> str:
+    """A gateway replica with the rate limit out of the way; its URL."""
+    return stack.start_extra_gateway({"ECHOSTATS_RATE_LIMIT_REQUESTS": "100000000"})
+
+
+@pytest.fixture(scope="module")
 def http_session() -> requests.Session:
-    session = proxy_session()
+    session = requests.Session()
+    # No cookie jar: a session cookie one answer sets (dev-login) must not sign in the
+    # requests that follow.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     yield session
     session.close()
 
 
 def dev_login_token(gateway_url: str) -> str:
     """A new session of the demo user (a disposable one, for logout)."""
-    transport = httpx.HTTPTransport(local_address=TRUSTED_PROXY_ADDRESS)
-    with httpx.Client(transport=transport, timeout=60) as client:
-        response = client.get(
-            f"{gateway_url}/api/v1/auth/dev-login",
-            headers={"X-Forwarded-For": unique_client_address()},
-        )
+    with httpx.Client(timeout=60) as client:
+        response = client.get(f"{gateway_url}/api/v1/auth/dev-login")
     assert response.status_code == 200, response.text
     return response.json()["token"]
 
 
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_every_operation_signed_out(case, gateway_url, http_session):
-    # On the session, not the call: checks that re-send the request (without the session,
-    # with another method) must come from the same client.
-    http_session.headers.update(fresh_client_headers())
+def test_every_operation_signed_out(case, fuzz_gateway, http_session):
     case.call_and_validate(
-        base_url=gateway_url,
+        base_url=fuzz_gateway,
         session=http_session,
         excluded_checks=excluded_checks(case),
         timeout=REQUEST_TIMEOUT_SECONDS,
@@ -106,13 +112,12 @@ def test_every_operation_signed_out(case, gateway_url, http_session):
 
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_every_operation_signed_in(case, gateway_url, http_session, fuzz_user):
+def test_every_operation_signed_in(case, fuzz_gateway, http_session, fuzz_user):
     token = fuzz_user["token"]
     if (case.method.upper(), case.path) == LOGOUT:
-        token = dev_login_token(gateway_url)
-    http_session.headers.update(fresh_client_headers())
+        token = dev_login_token(fuzz_gateway)
     case.call_and_validate(
-        base_url=gateway_url,
+        base_url=fuzz_gateway,
         session=http_session,
         headers=bearer(token),
         excluded_checks=excluded_checks(case),
