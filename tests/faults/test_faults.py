@@ -44,7 +44,7 @@ from tests.integration.test_sync_and_history import (
 pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 
 SYNC_PLAYS = 250  # five pages of recently-played
-IMPORT_ROWS = 20_000  # four batches of the worker's 5,000
+IMPORT_ROWS = 10_000  # two batches of the worker's 5,000
 JOB_TIMEOUT = 240.0
 
 
