@@ -62,6 +62,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "ingestion-worker": {
                 "ECHOSTATS_QUEUE_CLAIM_IDLE_MS": "5000",
                 "ECHOSTATS_QUEUE_HEARTBEAT_SECONDS": "1",
+                # A Retry-After over 5 s pauses background work (tests/faults wait it out).
+                "ECHOSTATS_SPOTIFY_MAX_RETRY_AFTER_SECONDS": "5",
             },
         },
     )

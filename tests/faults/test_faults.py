@@ -230,21 +230,33 @@ async def test_service_killed_mid_sync_recovers(client, simulator, simulator_url
     await assert_history_matches_simulator(client, simulator, spotify_id, token)
 
 
-async def test_429_storm_with_long_retry_after_fails_with_a_reason_then_recovers(
+async def test_429_storm_with_long_retry_after_pauses_then_recovers(
     client, simulator, simulator_url
 ):
+    # Longer than the worker may wait in a call (5 s in the test stack): background work
+    # fails with the reason and pauses until Retry-After has passed, without calling Spotify.
+    retry_after = 8
     spotify_id, token = await new_user(client, simulator, simulator_url)
     await simulator.post("/_sim/plays", json={"user_id": spotify_id, "count": 120})
     await simulator.post(
         "/_sim/faults",
-        json={"path_prefix": "/v1/", "status": 429, "count": None, "retry_after": 3600},
+        json={"path_prefix": "/v1/", "status": 429, "count": None, "retry_after": retry_after},
     )
+    stormed_at = asyncio.get_running_loop().time()
     try:
         job = await wait_for_end(client, token, await trigger(client, token))
-        assert job["status"] == "failed", job
-        assert "rate limit" in job["error_message"].lower(), job
     finally:
         await simulator.delete("/_sim/faults")
+    assert job["status"] == "failed", job
+    assert "rate limit" in job["error_message"].lower(), job
+    await simulator.delete("/_sim/requests")
+    paused = await wait_for_end(client, token, await trigger(client, token))
+    if asyncio.get_running_loop().time() - stormed_at < retry_after - 1:
+        # Still within Retry-After: refused without a call to Spotify.
+        assert paused["status"] == "failed", paused
+        calls = await simulator.get("/_sim/requests", params={"path_prefix": "/v1/"})
+        assert calls.json()["count"] == 0, calls.json()
+    await asyncio.sleep(max(0.0, stormed_at + retry_after - asyncio.get_running_loop().time()))
     await sync_until_completed(client, token)
     await assert_history_matches_simulator(client, simulator, spotify_id, token)
 
