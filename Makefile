@@ -84,11 +84,17 @@ fmt: python ## Apply ruff fixes and formatting
 test: install ## Unit + integration tests against a real local stack started by the fixtures
 	$(UV) run --frozen pytest --durations=15 $(PYTEST_ARGS)
 
-BENCHES ?= sync_latency api_log_throughput import_throughput import_memory
+BENCHES ?= sync_latency api_log_throughput import_throughput import_memory load
+SOAK_MINUTES ?= 30
+SOAK_RATE ?= 20
 
 .PHONY: bench
 bench: install ## Run the benchmarks (figures printed and kept in bench/results/)
 	@for name in $(BENCHES); do echo "== $$name"; $(UV) run --frozen python -m bench.$$name || exit 1; done
+
+.PHONY: soak
+soak: install ## Steady load for SOAK_MINUTES (default 30) at SOAK_RATE req/s; errors and memory slope
+	$(UV) run --frozen python -m bench.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)
 
 .PHONY: dev
 dev: install ## Run the whole stack on loopback and serve http://localhost:8000 (Ctrl-C stops it)

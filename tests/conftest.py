@@ -23,6 +23,19 @@ STACK_FIXTURES = frozenset({"stack", "gateway_url", "simulator_url"})
 # address is an untrusted peer. Extra gateways inherit this.
 TRUSTED_PROXY = "127.0.0.2/32"
 
+# Per-component settings of the test stacks (the session's, and the fault suite's own).
+STACK_COMPONENT_ENV: dict[str, dict[str, str]] = {
+    "gateway": {"ECHOSTATS_TRUSTED_PROXIES": TRUSTED_PROXY},
+    # A killed worker's job is taken over after 5 s instead of a minute, so the restart
+    # tests finish quickly; the heartbeat must stay well below it.
+    "ingestion-worker": {
+        "ECHOSTATS_QUEUE_CLAIM_IDLE_MS": "5000",
+        "ECHOSTATS_QUEUE_HEARTBEAT_SECONDS": "1",
+        # A Retry-After over 5 s pauses background work (tests/faults wait it out).
+        "ECHOSTATS_SPOTIFY_MAX_RETRY_AFTER_SECONDS": "5",
+    },
+}
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,18 +66,7 @@ def pytest_runtest_makereport(
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The whole local stack, started once per session and stopped at its end."""
-    local = LocalStack(
-        tmp_path_factory.mktemp("stack"),
-        component_env={
-            "gateway": {"ECHOSTATS_TRUSTED_PROXIES": TRUSTED_PROXY},
-            # A killed worker's job is taken over after 5 s instead of a minute, so the
-            # restart tests finish quickly; the heartbeat must stay well below it.
-            "ingestion-worker": {
-                "ECHOSTATS_QUEUE_CLAIM_IDLE_MS": "5000",
-                "ECHOSTATS_QUEUE_HEARTBEAT_SECONDS": "1",
-            },
-        },
-    )
+    local = LocalStack(tmp_path_factory.mktemp("stack"), component_env=STACK_COMPONENT_ENV)
     with local:
         yield local
 

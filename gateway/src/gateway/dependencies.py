@@ -7,6 +7,7 @@ from typing import Annotated
 
 import grpc
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyCookie, HTTPBearer
 
 from echostats.auth.v1 import auth_service_pb2 as auth_pb
 from gateway.clients import ServiceClients
@@ -62,7 +63,27 @@ async def resolve_session(token: str | None, clients: ServiceClients) -> Authent
     return AuthenticatedUser(id=response.user.id, session=response)
 
 
-async def current_user(token: SessionToken, clients: Clients) -> AuthenticatedUser:
+# How a session is presented, declared for the OpenAPI document only (session_token reads
+# both): every route that depends on current_user is listed with this security, so clients
+# and tests can tell user-scoped operations from public ones. The cookie's name follows the
+# settings in the document (gateway.openapi).
+SESSION_BEARER = HTTPBearer(
+    auto_error=False, scheme_name="SessionBearer", description="Session token"
+)
+SESSION_COOKIE = APIKeyCookie(
+    name="echostats_session",
+    auto_error=False,
+    scheme_name="SessionCookie",
+    description="Session cookie set by the login callback or dev-login",
+)
+
+
+async def current_user(
+    token: SessionToken,
+    clients: Clients,
+    _bearer: Annotated[object, Depends(SESSION_BEARER)],
+    _cookie: Annotated[object, Depends(SESSION_COOKIE)],
+) -> AuthenticatedUser:
     """The signed-in user, or 401 `Not authenticated`."""
     user = await resolve_session(token, clients)
     if user is None:

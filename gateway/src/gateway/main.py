@@ -11,6 +11,7 @@ from echostats_platform.redis import create_redis
 from gateway.clients import ServiceClients
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
+from gateway.openapi import install_openapi
 from gateway.routers import (
     api_logs,
     auth,
@@ -54,6 +55,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app, settings)
     install_middleware(app, settings, redis)
+    install_openapi(app, settings)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(history.router)

@@ -19,6 +19,18 @@ def iso_or_none(message: Message, field: str) -> str | None:
     return isoformat_z(stamp.ToDatetime(tzinfo=UTC))
 
 
+# How a date-or-datetime query value is documented (`Query(json_schema_extra=...)`): exactly
+# what parse_date_param accepts, so clients and schema-driven tests know a free-form string
+# is refused (422).
+ISO_DATE_OR_DATETIME: dict[str, object] = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "maxLength": 0},
+    ]
+}
+
+
 def parse_date_param(value: str | None, *, name: str, end_of_day: bool) -> datetime | None:
     """Parse an ISO 8601 date or datetime query value (naive means UTC).
 

@@ -11,7 +11,7 @@ from echostats_grpc.timestamps import to_timestamp
 from gateway.dependencies import Clients, CurrentUser
 from gateway.paging import Page, page_count
 from gateway.schemas.history import HistoryItem, HistoryPage, HistoryTrack
-from gateway.timestamps import iso_or_none, parse_date_param
+from gateway.timestamps import ISO_DATE_OR_DATETIME, iso_or_none, parse_date_param
 
 router = APIRouter(prefix="/api/v1/history", tags=["history"])
 
@@ -45,9 +45,16 @@ async def list_history(
     limit: Annotated[int, Query(ge=1, le=100, description="Items per page (1-100)")] = 50,
     artist: Annotated[str | None, Query(max_length=200, description="Artist name contains")] = None,
     track: Annotated[str | None, Query(max_length=200, description="Track name contains")] = None,
-    start_date: Annotated[str | None, Query(description="ISO 8601 start date")] = None,
+    start_date: Annotated[
+        str | None,
+        Query(description="ISO 8601 start date", json_schema_extra=ISO_DATE_OR_DATETIME),
+    ] = None,
     end_date: Annotated[
-        str | None, Query(description="ISO 8601 end date (a date is inclusive)")
+        str | None,
+        Query(
+            description="ISO 8601 end date (a date is inclusive)",
+            json_schema_extra=ISO_DATE_OR_DATETIME,
+        ),
     ] = None,
 ) -> HistoryPage:
     """Paginated listening history, newest first, with optional filters."""
