@@ -45,6 +45,16 @@ IDOR_TABLE: dict[str, Probe] = {
     "GET /api/v1/sync-jobs/stats": Probe(shows_owner_data=False),
     "GET /api/v1/api-logs": Probe(params={"limit": "200"}, shows_owner_data=False),
     "GET /api/v1/api-logs/stats": Probe(shows_owner_data=False),
+    # Proxied to Spotify with the caller's own token: nothing of ours to show, nothing of
+    # A's may appear in B's answer.
+    "GET /api/v1/player/current": Probe(shows_owner_data=False),
+    "GET /api/v1/player/devices": Probe(shows_owner_data=False),
+    "GET /api/v1/player/queue": Probe(shows_owner_data=False),
+    "GET /api/v1/browse/new-releases": Probe(shows_owner_data=False),
+    "GET /api/v1/browse/featured-playlists": Probe(shows_owner_data=False),
+    "GET /api/v1/browse/categories": Probe(shows_owner_data=False),
+    "GET /api/v1/library/followed-artists": Probe(shows_owner_data=False),
+    "GET /api/v1/library/saved-albums": Probe(shows_owner_data=False),
 }
 
 
