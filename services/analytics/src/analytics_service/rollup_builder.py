@@ -1,0 +1,173 @@
+"""Building rollups from ingestion's plays: a range of local days, or a user's whole history.
+
+The one idempotent rule: to bring a range of plays into the rollups, recompute every local
+day the range touches, **fully**, from ingestion's StreamPlays of that day's bounds, and
+replace those days' rollups. A replayed event, a sync's own refresh and the event that
+follows it all give the same documents, and an unchanged day is not rewritten (so the
+user's data version, and with it every snapshot, stays put). A full rebuild is the same
+over all days, removing days that no longer have plays.
+
+Writes of one user are serialised by a Redis lock (`analytics:rollup-lock:<user>`): the
+month documents are read-modify-write, and two writers (the event consumer and a sync's
+refresh) could otherwise lose one another's days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from analytics_service.repository import RollupRepository, WriteOutcome
+from analytics_service.rollups import DayBuilder, PlayFacts, Rollup
+from echostats.ingestion.v1 import ingestion_service_pb2 as ingestion_pb
+from echostats.ingestion.v1 import ingestion_service_pb2_grpc as ingestion_grpc
+from echostats_grpc.timestamps import to_timestamp
+from echostats_platform.lease import Lease
+
+log = logging.getLogger(__name__)
+
+ROLLUP_LOCK_PREFIX = "analytics:rollup-lock:"
+
+
+def play_facts(play: ingestion_pb.Play, zone: ZoneInfo) -> PlayFacts:
+    """What a rollup needs of a play, with its end time in the local zone."""
+    stamp = play.played_at
+    local = datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=zone)
+    track = play.track
+    return PlayFacts(
+        local_time=local,
+        ms=play.ms_played,
+        track_id=track.spotify_id,
+        track_name=track.name,
+        artist_id=track.artist_ids[0] if track.artist_ids else "",
+        artist_name=track.artist_name,
+        album_id=track.album_id if track.HasField("album_id") else "",
+        album_name=track.album_name,
+        album_image=track.album_image_url if track.HasField("album_image_url") else "",
+    )
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant a local day starts."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def local_days(first: datetime, last: datetime, zone: ZoneInfo) -> list[date]:
+    """Every local day from the one `first` falls on to the one `last` falls on."""
+    start, end = first.astimezone(zone).date(), last.astimezone(zone).date()
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+class RollupBuilder:
+    """Recomputes day rollups of a user from ingestion's plays and stores the changes."""
+
+    def __init__(
+        self,
+        *,
+        rollups: RollupRepository,
+        ingestion: ingestion_grpc.IngestionServiceStub,
+        redis: Redis,
+        zone: ZoneInfo,
+        stream_timeout: float = 300.0,
+        lock_ttl_seconds: float = 120.0,
+    ) -> None:
+        self._rollups = rollups
+        self._ingestion = ingestion
+        self._redis = redis
+        self.zone = zone
+        self._stream_timeout = stream_timeout
+        self._lock_ttl_ms = int(lock_ttl_seconds * 1000)
+
+    async def refresh_range(self, user_id: str, first: datetime, last: datetime) -> WriteOutcome:
+        """Recompute every local day that [first, last] touches."""
+        if last < first:
+            first, last = last, first
+        days = local_days(first, last, self.zone)
+        start = local_midnight(days[0], self.zone)
+        # StreamPlays' bounds are inclusive: stop just before the next local midnight.
+        end = local_midnight(days[-1] + timedelta(days=1), self.zone) - timedelta(microseconds=1)
+        async with self._user_lock(user_id):
+            built = await self._build(user_id, start, end)
+            wanted: dict[str, Rollup | None] = {day.isoformat(): None for day in days}
+            wanted.update(built)
+            return await self._rollups.write_days(user_id, wanted)
+
+    async def rebuild(self, user_id: str) -> WriteOutcome:
+        """Recompute every day of the user's history (days without plays any more go)."""
+        async with self._user_lock(user_id):
+            built = await self._build(user_id, None, None)
+            return await self._rollups.write_days(user_id, dict(built), replace_all=True)
+
+    async def _build(
+        self, user_id: str, start: datetime | None, end: datetime | None
+    ) -> dict[str, Rollup]:
+        """Day rollups of the plays that ended in [start, end] (local days)."""
+        request = ingestion_pb.StreamPlaysRequest(user_id=user_id)
+        if start is not None:
+            request.start.CopyFrom(to_timestamp(start))
+        if end is not None:
+            request.end.CopyFrom(to_timestamp(end))
+        builders: dict[str, DayBuilder] = {}
+        zone = self.zone
+        async for day in self._stream(request):
+            for play in day.plays:
+                facts = play_facts(play, zone)
+                key = facts.local_time.date().isoformat()
+                builder = builders.get(key)
+                if builder is None:
+                    builder = builders[key] = DayBuilder()
+                builder.add(facts)
+        return {day: builder.rollup() for day, builder in builders.items()}
+
+    async def _stream(
+        self, request: ingestion_pb.StreamPlaysRequest
+    ) -> AsyncIterator[ingestion_pb.PlaysOfDay]:
+        call = self._ingestion.StreamPlays(request, timeout=self._stream_timeout)
+        async for message in call:
+            yield message
+
+    def _user_lock(self, user_id: str) -> _UserLock:
+        return _UserLock(self._redis, ROLLUP_LOCK_PREFIX + user_id, self._lock_ttl_ms)
+
+
+class _UserLock:
+    """A Redis lock held while one user's rollups are written (waits for it; degrades open).
+
+    If Redis is unreachable the write goes ahead unlocked: a lost race there only costs a
+    day that the next event or rebuild writes again, while refusing would stop analytics.
+    """
+
+    def __init__(self, redis: Redis, key: str, ttl_ms: int) -> None:
+        self._lease = Lease(redis, key, owner=uuid.uuid4().hex, ttl_ms=ttl_ms)
+        self._ttl_ms = ttl_ms
+        self._held = False
+
+    async def __aenter__(self) -> None:
+        deadline = time.monotonic() + self._ttl_ms / 1000
+        while True:
+            try:
+                if await self._lease.acquire():
+                    self._held = True
+                    return
+            except RedisError as exc:
+                log.warning("rollup lock unavailable; writing unlocked", extra={"error": repr(exc)})
+                return
+            if time.monotonic() > deadline:
+                # The holder died without releasing; its lease has lapsed by now.
+                log.warning("rollup lock wait timed out")
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._held:
+            try:
+                await self._lease.release()
+            except RedisError as exc:
+                log.warning("could not release rollup lock", extra={"error": repr(exc)})
