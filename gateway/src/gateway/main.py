@@ -11,7 +11,9 @@ from echostats_platform.redis import create_redis
 from gateway.clients import ServiceClients
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
+from gateway.routers import analytics as analytics_routes
 from gateway.routers import api_logs, auth, health, history, imports, sync_jobs
+from gateway.routers import top_lists as top_list_routes
 from gateway.settings import GatewaySettings
 
 
@@ -50,4 +52,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(sync_jobs.router)
     app.include_router(api_logs.router)
+    app.include_router(analytics_routes.router)
+    app.include_router(top_list_routes.router)
     return app
