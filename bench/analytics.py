@@ -50,7 +50,7 @@ from ingestion_service.repository import PlayRepository
 PLAYS = 100_000
 BIG_PLAYS = 1_000_000
 CONCURRENCY = 32
-REQUESTS_PER_CLIENT = 60
+REQUESTS_PER_CLIENT = 40
 SEED = 7
 STACK_ENV = {"ECHOSTATS_RATE_LIMIT_REQUESTS": "10000000"}
 
@@ -294,6 +294,8 @@ def main() -> None:
             start=end - timedelta(days=365),
             end=end,
             plays_per_day=PLAYS / 365 / 0.8,
+            # Only plays an import keeps (>= 30 s), so all PLAYS are stored.
+            min_ms_played=30_000,
             with_ms=False,
         )
         summary_ = write_export_zip(

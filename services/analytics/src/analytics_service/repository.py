@@ -73,6 +73,14 @@ class WriteOutcome:
     plays: int
     version: str
 
+    def __add__(self, other: WriteOutcome) -> WriteOutcome:
+        """Two writes together (the later version)."""
+        return WriteOutcome(
+            changed_days=self.changed_days + other.changed_days,
+            plays=self.plays + other.plays,
+            version=other.version or self.version,
+        )
+
 
 class RollupRepository:
     """Month documents of day rollups, and the per-user state beside them."""

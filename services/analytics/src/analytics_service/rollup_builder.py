@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +34,8 @@ from echostats_platform.lease import Lease
 log = logging.getLogger(__name__)
 
 ROLLUP_LOCK_PREFIX = "analytics:rollup-lock:"
+# Local days per StreamPlays call of a range refresh, and per write of a rebuild.
+CHUNK_DAYS = 31
 
 
 def play_facts(play: ingestion_pb.Play, zone: ZoneInfo) -> PlayFacts:
@@ -76,7 +77,8 @@ class RollupBuilder:
         ingestion: ingestion_grpc.IngestionServiceStub,
         redis: Redis,
         zone: ZoneInfo,
-        stream_timeout: float = 300.0,
+        stream_timeout: float = 120.0,
+        rebuild_timeout: float = 3600.0,
         lock_ttl_seconds: float = 120.0,
     ) -> None:
         self._rollups = rollups
@@ -84,53 +86,87 @@ class RollupBuilder:
         self._redis = redis
         self.zone = zone
         self._stream_timeout = stream_timeout
+        self._rebuild_timeout = rebuild_timeout
         self._lock_ttl_ms = int(lock_ttl_seconds * 1000)
 
     async def refresh_range(self, user_id: str, first: datetime, last: datetime) -> WriteOutcome:
-        """Recompute every local day that [first, last] touches."""
+        """Recompute every local day that [first, last] touches, a month-sized chunk at a time.
+
+        Each chunk is one StreamPlays call and one write under the user's lock, so a long
+        range (an import of years) is neither one unbounded call nor one huge write, and
+        what is done stays done if the handler dies (its redelivery redoes all, harmlessly).
+        """
         if last < first:
             first, last = last, first
         days = local_days(first, last, self.zone)
-        start = local_midnight(days[0], self.zone)
-        # StreamPlays' bounds are inclusive: stop just before the next local midnight.
-        end = local_midnight(days[-1] + timedelta(days=1), self.zone) - timedelta(microseconds=1)
-        async with self._user_lock(user_id):
-            built = await self._build(user_id, start, end)
-            wanted: dict[str, Rollup | None] = {day.isoformat(): None for day in days}
-            wanted.update(built)
-            return await self._rollups.write_days(user_id, wanted)
+        total = WriteOutcome(changed_days=0, plays=0, version="")
+        for offset in range(0, len(days), CHUNK_DAYS):
+            chunk = days[offset : offset + CHUNK_DAYS]
+            start = local_midnight(chunk[0], self.zone)
+            # StreamPlays' bounds are inclusive: stop just before the next local midnight.
+            end = local_midnight(chunk[-1] + timedelta(days=1), self.zone) - timedelta(
+                microseconds=1
+            )
+            async with self._user_lock(user_id):
+                builders = await self._build(user_id, start, end)
+                wanted: dict[str, Rollup | None] = {day.isoformat(): None for day in chunk}
+                wanted.update({day: builder.rollup() for day, builder in builders.items()})
+                total = total + await self._rollups.write_days(user_id, wanted)
+        return total
 
     async def rebuild(self, user_id: str) -> WriteOutcome:
-        """Recompute every day of the user's history (days without plays any more go)."""
-        async with self._user_lock(user_id):
-            built = await self._build(user_id, None, None)
-            return await self._rollups.write_days(user_id, dict(built), replace_all=True)
+        """Recompute every day of the user's history (days without plays any more go).
 
-    async def _build(
-        self, user_id: str, start: datetime | None, end: datetime | None
-    ) -> dict[str, Rollup]:
-        """Day rollups of the plays that ended in [start, end] (local days)."""
+        One StreamPlays of everything, oldest day first; local days are written a month's
+        worth at a time as soon as no later UTC day can add to them (a local day is over
+        once the stream is two UTC days past it), so memory stays bounded.
+        """
+        total = WriteOutcome(changed_days=0, plays=0, version="")
+        seen: set[str] = set()
+        async with self._user_lock(user_id):
+            builders: dict[str, DayBuilder] = {}
+            request = ingestion_pb.StreamPlaysRequest(user_id=user_id)
+            async for message in self._stream(request, timeout=self._rebuild_timeout):
+                self._add_plays(builders, message)
+                horizon = (date.fromisoformat(message.day) - timedelta(days=1)).isoformat()
+                done = [day for day in builders if day < horizon]
+                if len(done) >= CHUNK_DAYS:
+                    seen.update(done)
+                    days = {day: builders.pop(day).rollup() for day in done}
+                    total = total + await self._rollups.write_days(user_id, days)
+            seen.update(builders)
+            days = {day: builder.rollup() for day, builder in builders.items()}
+            total = total + await self._rollups.write_days(user_id, days)
+            state = await self._rollups.state(user_id)
+            gone: dict[str, Rollup | None] = {day: None for day in state.days if day not in seen}
+            if gone:
+                total = total + await self._rollups.write_days(user_id, gone)
+        return total
+
+    async def _build(self, user_id: str, start: datetime, end: datetime) -> dict[str, DayBuilder]:
+        """Day builders of the plays that ended in [start, end] (by local day)."""
         request = ingestion_pb.StreamPlaysRequest(user_id=user_id)
-        if start is not None:
-            request.start.CopyFrom(to_timestamp(start))
-        if end is not None:
-            request.end.CopyFrom(to_timestamp(end))
+        request.start.CopyFrom(to_timestamp(start))
+        request.end.CopyFrom(to_timestamp(end))
         builders: dict[str, DayBuilder] = {}
+        async for message in self._stream(request, timeout=self._stream_timeout):
+            self._add_plays(builders, message)
+        return builders
+
+    def _add_plays(self, builders: dict[str, DayBuilder], message: ingestion_pb.PlaysOfDay) -> None:
         zone = self.zone
-        async for day in self._stream(request):
-            for play in day.plays:
-                facts = play_facts(play, zone)
-                key = facts.local_time.date().isoformat()
-                builder = builders.get(key)
-                if builder is None:
-                    builder = builders[key] = DayBuilder()
-                builder.add(facts)
-        return {day: builder.rollup() for day, builder in builders.items()}
+        for play in message.plays:
+            facts = play_facts(play, zone)
+            key = facts.local_time.date().isoformat()
+            builder = builders.get(key)
+            if builder is None:
+                builder = builders[key] = DayBuilder()
+            builder.add(facts)
 
     async def _stream(
-        self, request: ingestion_pb.StreamPlaysRequest
+        self, request: ingestion_pb.StreamPlaysRequest, *, timeout: float
     ) -> AsyncIterator[ingestion_pb.PlaysOfDay]:
-        call = self._ingestion.StreamPlays(request, timeout=self._stream_timeout)
+        call = self._ingestion.StreamPlays(request, timeout=timeout)
         async for message in call:
             yield message
 
@@ -147,25 +183,35 @@ class _UserLock:
 
     def __init__(self, redis: Redis, key: str, ttl_ms: int) -> None:
         self._lease = Lease(redis, key, owner=uuid.uuid4().hex, ttl_ms=ttl_ms)
-        self._ttl_ms = ttl_ms
         self._held = False
+        self._renewer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> None:
-        deadline = time.monotonic() + self._ttl_ms / 1000
+        # A holder that died without releasing loses the lock when its lease lapses (ttl).
         while True:
             try:
                 if await self._lease.acquire():
                     self._held = True
+                    # A long rebuild keeps the lock: renew it well within its ttl.
+                    self._renewer = asyncio.create_task(self._renew())
                     return
             except RedisError as exc:
                 log.warning("rollup lock unavailable; writing unlocked", extra={"error": repr(exc)})
                 return
-            if time.monotonic() > deadline:
-                # The holder died without releasing; its lease has lapsed by now.
-                log.warning("rollup lock wait timed out")
             await asyncio.sleep(0.02)
 
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease.ttl_ms / 3000)
+            try:
+                await self._lease.acquire()
+            except RedisError as exc:
+                log.warning("could not renew rollup lock", extra={"error": repr(exc)})
+
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         if self._held:
             try:
                 await self._lease.release()

@@ -66,6 +66,12 @@ def work_queue(
     )
 
 
+def _report_background_exit(task: asyncio.Task[None]) -> None:
+    """Log a consumer loop that ended with an error (it only ends on its own by failing)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("analytics background consumers stopped", exc_info=task.exception())
+
+
 @contextlib.asynccontextmanager
 async def open_server(
     settings: AnalyticsSettings, *, port: int | None = None
@@ -141,6 +147,7 @@ async def open_server(
                 grace_seconds=settings.worker_shutdown_grace_seconds,
             )
             background_task = asyncio.create_task(background.run(stop), name="analytics-background")
+            background_task.add_done_callback(_report_background_exit)
         built.servicer = servicer  # type: ignore[attr-defined]
         yield built
     finally:

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 from analytics_service.catalog_client import CatalogView
 from analytics_service.periods import ALL_PERIODS, Period, month_bounds
 from analytics_service.repository import (
+    MonthRollups,
     RollupRepository,
     RollupState,
     SnapshotRepository,
@@ -91,6 +92,33 @@ def genre_percentages(counts: list[tuple[str, int]]) -> list[float]:
     return [value / 10 for value in floors]
 
 
+class MonthCache:
+    """Month documents shared by the snapshots computed together (one read per month).
+
+    Tied to one rollup version: a computation that saw another version starts it afresh,
+    so a snapshot never mixes documents of two versions under the older one's name.
+    """
+
+    def __init__(self, rollups: RollupRepository, user_id: str) -> None:
+        self._rollups = rollups
+        self._user_id = user_id
+        self._version: str | None = None
+        self._months: dict[str, MonthRollups | None] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, state: RollupState, months: list[str]) -> dict[str, MonthRollups]:
+        """The month documents of `months` that exist, as of (at least) `state`."""
+        async with self._lock:
+            if self._version != state.version:
+                self._version, self._months = state.version, {}
+            missing = [month for month in months if month not in self._months]
+            if missing:
+                found = await self._rollups.months(self._user_id, missing)
+                for month in missing:
+                    self._months[month] = found.get(month)
+            return {m: doc for m in months if (doc := self._months[m]) is not None}
+
+
 class SnapshotService:
     """Serves, refreshes and computes period snapshots."""
 
@@ -130,7 +158,7 @@ class SnapshotService:
             and snapshot.get("timezone") == self.zone.key
         )
 
-    async def get(self, user_id: str, period: Period) -> Snapshot:
+    async def get(self, user_id: str, period: Period, cache: MonthCache | None = None) -> Snapshot:
         """The fresh snapshot: the stored one, or one computed now (once across replicas)."""
         today = self.today()
         state, snapshot = await asyncio.gather(
@@ -139,7 +167,7 @@ class SnapshotService:
         if snapshot is not None and self.is_fresh(snapshot, state, today):
             return snapshot
         return await self._compute_once(
-            user_id, period, lambda snap, st: self.is_fresh(snap, st, today)
+            user_id, period, lambda snap, st: self.is_fresh(snap, st, today), cache
         )
 
     async def refresh(self, user_id: str, periods: tuple[Period, ...]) -> list[Snapshot]:
@@ -153,16 +181,18 @@ class SnapshotService:
                 and snapshot["computed_at"] >= to_millis(asked)
             )
 
+        cache = MonthCache(self._rollups, user_id)
         return list(
             await asyncio.gather(
-                *(self._compute_once(user_id, period, accept) for period in periods)
+                *(self._compute_once(user_id, period, accept, cache) for period in periods)
             )
         )
 
     async def warm(self, user_id: str) -> int:
         """Bring every period's snapshot up to date; returns how many were computed."""
         before = self.computations
-        await asyncio.gather(*(self.get(user_id, period) for period in ALL_PERIODS))
+        cache = MonthCache(self._rollups, user_id)
+        await asyncio.gather(*(self.get(user_id, period, cache) for period in ALL_PERIODS))
         return self.computations - before
 
     async def _compute_once(
@@ -170,6 +200,7 @@ class SnapshotService:
         user_id: str,
         period: Period,
         accept: Callable[[Snapshot | None, RollupState], bool],
+        cache: MonthCache | None = None,
     ) -> Snapshot:
         lock = Lease(
             self._redis,
@@ -196,7 +227,7 @@ class SnapshotService:
                 if accept(snapshot, state):
                     assert snapshot is not None
                     return snapshot
-                snapshot = await self.compute(user_id, period, state)
+                snapshot = await self.compute(user_id, period, state, cache)
                 await self._snapshots.put(snapshot)
                 return snapshot
             finally:
@@ -206,7 +237,13 @@ class SnapshotService:
                     except RedisError:
                         log.warning("could not release snapshot lock")
 
-    async def compute(self, user_id: str, period: Period, state: RollupState) -> Snapshot:
+    async def compute(
+        self,
+        user_id: str,
+        period: Period,
+        state: RollupState,
+        cache: MonthCache | None = None,
+    ) -> Snapshot:
         """Merge the period's rollups into a snapshot document (not stored)."""
         started = time.perf_counter()
         self.computations += 1
@@ -217,7 +254,8 @@ class SnapshotService:
             for month in state.months
             if (first is None or month_bounds(month)[1] >= first) and month_bounds(month)[0] <= last
         ]
-        docs = await self._rollups.months(user_id, months)
+        cache = cache or MonthCache(self._rollups, user_id)
+        docs = await cache.get(state, months)
         merged = Merged()
         per_day: dict[str, tuple[int, int]] = {}
         for month in sorted(docs):
