@@ -22,6 +22,7 @@ for every period.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import uuid
@@ -44,6 +45,7 @@ from analytics_service.repository import (
     snapshot_id,
 )
 from analytics_service.rollups import Item, Merged
+from echostats_platform.context import deadline_var
 from echostats_platform.lease import Lease
 from echostats_platform.timeutil import utc_now
 
@@ -220,22 +222,44 @@ class SnapshotService:
                 # Another computation of this snapshot is running: wait for it to finish.
                 await asyncio.sleep(0.01)
                 continue
-            try:
-                state, snapshot = await asyncio.gather(
-                    self._rollups.state(user_id), self._snapshots.get(user_id, period.value)
-                )
-                if accept(snapshot, state):
-                    assert snapshot is not None
-                    return snapshot
-                snapshot = await self.compute(user_id, period, state, cache)
-                await self._snapshots.put(snapshot)
+            # The work runs in a task of its own, without the caller's deadline: a caller
+            # that gives up (a gateway timeout) does not waste it, and the readers queued on
+            # the lock serve its result.
+            work = asyncio.create_task(
+                self._locked_compute(user_id, period, accept, cache, lock if held else None),
+                context=contextvars.copy_context(),
+            )
+            return await asyncio.shield(work)
+
+    async def _locked_compute(
+        self,
+        user_id: str,
+        period: Period,
+        accept: Callable[[Snapshot | None, RollupState], bool],
+        cache: MonthCache | None,
+        lock: Lease | None,
+    ) -> Snapshot:
+        deadline_var.set(None)
+        renewer = asyncio.create_task(_keep(lock)) if lock is not None else None
+        try:
+            state, snapshot = await asyncio.gather(
+                self._rollups.state(user_id), self._snapshots.get(user_id, period.value)
+            )
+            if accept(snapshot, state):
+                assert snapshot is not None
                 return snapshot
-            finally:
-                if held:
-                    try:
-                        await lock.release()
-                    except RedisError:
-                        log.warning("could not release snapshot lock")
+            snapshot = await self.compute(user_id, period, state, cache)
+            await self._snapshots.put(snapshot)
+            return snapshot
+        finally:
+            if renewer is not None:
+                renewer.cancel()
+                await asyncio.gather(renewer, return_exceptions=True)
+            if lock is not None:
+                try:
+                    await lock.release()
+                except RedisError:
+                    log.warning("could not release snapshot lock")
 
     async def compute(
         self,
@@ -345,6 +369,16 @@ class SnapshotService:
                 for label, (plays, ms) in sorted(trend.items())
             ],
         }
+
+
+async def _keep(lock: Lease) -> None:
+    """Renew a held lock well within its ttl while a long computation runs."""
+    while True:
+        await asyncio.sleep(lock.ttl_ms / 3000)
+        try:
+            await lock.acquire()
+        except RedisError:
+            log.warning("could not renew snapshot lock")
 
 
 def _item_doc(item: Item, artist: Any = None) -> dict[str, Any]:
