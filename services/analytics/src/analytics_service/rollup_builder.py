@@ -41,18 +41,19 @@ CHUNK_DAYS = 31
 def play_facts(play: ingestion_pb.Play, zone: ZoneInfo) -> PlayFacts:
     """What a rollup needs of a play, with its end time in the local zone."""
     stamp = play.played_at
-    local = datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=zone)
     track = play.track
+    artist_ids = track.artist_ids
+    # Unset optional strings read as "" in proto3: no HasField needed.
     return PlayFacts(
-        local_time=local,
-        ms=play.ms_played,
-        track_id=track.spotify_id,
-        track_name=track.name,
-        artist_id=track.artist_ids[0] if track.artist_ids else "",
-        artist_name=track.artist_name,
-        album_id=track.album_id if track.HasField("album_id") else "",
-        album_name=track.album_name,
-        album_image=track.album_image_url if track.HasField("album_image_url") else "",
+        datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=zone),
+        play.ms_played,
+        track.spotify_id,
+        track.name,
+        artist_ids[0] if artist_ids else "",
+        track.artist_name,
+        track.album_id,
+        track.album_name,
+        track.album_image_url,
     )
 
 
