@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -190,32 +191,53 @@ async def refresh_after_sync(
     }
 
 
-async def seed_big_rollups(stack: Any, user_id: str) -> dict[str, Any]:
-    """Write the rollups of BIG_PLAYS synthetic plays (~3 years, ending today) directly."""
+def big_history() -> Any:
+    """~1M synthetic plays ending now (six synthetic listeners merged, ~1,057 a day)."""
+    end = datetime.now(UTC) - timedelta(minutes=1)
+    start = end - timedelta(days=945)
+    catalog = generate_catalog()
+    return heapq.merge(
+        *(
+            generate_history(catalog, seed=seed, start=start, end=end, plays_per_day=600)
+            for seed in range(SEED, SEED + 6)
+        ),
+        key=lambda play: play.played_at,
+    )
+
+
+def newest_history() -> list[Any]:
+    """The newest PLAYS plays of one synthetic listener (~20 months ending now)."""
+    # The generator saturates at ~165 plays a day (skips, gaps, the 30 s rule, listening
+    # hours), so two years are generated and the newest PLAYS kept.
+    end = datetime.now(UTC) - timedelta(minutes=5)
+    history = generate_history(
+        generate_catalog(),
+        seed=SEED,
+        start=end - timedelta(days=730),
+        end=end,
+        plays_per_day=PLAYS / 365 / 0.40,
+        # Only plays an import keeps (>= 30 s), so all PLAYS are stored.
+        min_ms_played=30_000,
+        with_ms=False,
+    )
+    newest = list(history)[-PLAYS:]
+    assert len(newest) == PLAYS, len(newest)
+    return newest
+
+
+async def seed_rollups(stack: Any, user_id: str, history: Any) -> dict[str, Any]:
+    """Write the rollups of these synthetic plays (oldest first) directly, a month at a time."""
     zone = ZoneInfo("UTC")
     mongo = create_mongo_client(
         CommonSettings(mongodb_uri=stack.mongodb_uri, mongodb_timeout_ms=60_000),
         app_name="bench-analytics-seed",
     )
     repository = RollupRepository(mongo["echostats_analytics"])
-    end = datetime.now(UTC) - timedelta(minutes=1)
-    # ~1,057 plays a day (measured): 945 days give about a million, ending now.
-    start = end - timedelta(days=945)
     started = time.perf_counter()
     count = 0
     month_days: dict[str, DayBuilder] = {}
     current_month = ""
     try:
-        # One synthetic listener saturates at ~165 plays a day: six of them merged make a
-        # heavy listener of ~1,000 a day.
-        catalog = generate_catalog()
-        history = heapq.merge(
-            *(
-                generate_history(catalog, seed=seed, start=start, end=end, plays_per_day=600)
-                for seed in range(SEED, SEED + 6)
-            ),
-            key=lambda play: play.played_at,
-        )
         for play in history:
             if count >= BIG_PLAYS:
                 break
@@ -291,7 +313,7 @@ async def measure(stack: Any, export: Path) -> dict[str, Any]:
 
         big_headers = await sign_in_new_user(client, stack.simulator_url)
         big_user = await user_id_of(client, big_headers)
-        figures["seed_1m_rollups"] = await seed_big_rollups(stack, big_user)
+        figures["seed_1m_rollups"] = await seed_rollups(stack, big_user, big_history())
         figures["overview_1m_all_time"] = await overview_latency(
             stack.gateway_url, big_headers, "all_time"
         )
@@ -299,25 +321,43 @@ async def measure(stack: Any, export: Path) -> dict[str, Any]:
     return figures
 
 
+async def measure_quick(stack: Any) -> dict[str, Any]:
+    """Overview at 100k and 1M and refresh after a sync, on rollups written directly."""
+    figures: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as client:
+        for name, history in (("100k", newest_history()), ("1m", big_history())):
+            headers = await sign_in_new_user(client, stack.simulator_url)
+            user_id = await user_id_of(client, headers)
+            figures[f"seed_{name}_rollups"] = await seed_rollups(stack, user_id, history)
+            figures[f"overview_{name}_all_time"] = await overview_latency(
+                stack.gateway_url, headers, "all_time"
+            )
+            figures[f"overview_{name}_week"] = await overview_latency(
+                stack.gateway_url, headers, "week"
+            )
+            if name == "100k":
+                figures["refresh_after_sync_100k"] = await refresh_after_sync(
+                    stack, client, headers, user_id
+                )
+    return figures
+
+
 def main() -> None:
-    """Generate the 100k export, start a stack, measure, write bench/results/analytics.json."""
-    with tempfile.TemporaryDirectory(prefix="echostats-analytics-") as directory:
-        # Listening ending today: the generator saturates at ~165 plays a day (skips, gaps,
-        # the 30 s rule, listening hours), so two years are generated and the newest PLAYS
-        # (about 20 months) exported.
-        end = datetime.now(UTC) - timedelta(minutes=5)
-        history = generate_history(
-            generate_catalog(),
-            seed=SEED,
-            start=end - timedelta(days=730),
-            end=end,
-            plays_per_day=PLAYS / 365 / 0.40,
-            # Only plays an import keeps (>= 30 s), so all PLAYS are stored.
-            min_ms_played=30_000,
-            with_ms=False,
+    """Generate the 100k export, start a stack, measure, write bench/results/analytics.json.
+
+    `--quick`: rollups written directly for both users (no import, no rebuild).
+    """
+    if "--quick" in sys.argv:
+        with local_stack(STACK_ENV) as stack:
+            figures = asyncio.run(measure_quick(stack))
+        write_result(
+            "analytics_quick",
+            {"concurrency": CONCURRENCY, "requests_per_case": CONCURRENCY * REQUESTS_PER_CLIENT}
+            | figures,
         )
-        newest = list(history)[-PLAYS:]
-        assert len(newest) == PLAYS, len(newest)
+        return
+    with tempfile.TemporaryDirectory(prefix="echostats-analytics-") as directory:
+        newest = newest_history()
         summary_ = write_export_zip(
             Path(directory) / "my_spotify_data.zip", plays=iter(newest), seed=SEED
         )

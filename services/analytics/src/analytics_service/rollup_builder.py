@@ -109,7 +109,7 @@ class RollupBuilder:
                 microseconds=1
             )
             async with self._user_lock(user_id):
-                builders = await self._build(user_id, start, end)
+                builders = await self._build_with_retries(user_id, start, end)
                 wanted: dict[str, Rollup | None] = {day.isoformat(): None for day in chunk}
                 wanted.update({day: builder.rollup() for day, builder in builders.items()})
                 total = total + await self._rollups.write_days(user_id, wanted)
