@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import grpc
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -143,6 +144,29 @@ class RollupBuilder:
             if gone:
                 total = total + await self._rollups.write_days(user_id, gone)
         return total
+
+    async def _build_with_retries(
+        self, user_id: str, start: datetime, end: datetime, attempts: int = 3
+    ) -> dict[str, DayBuilder]:
+        """`_build`, retried on a slow or briefly unreachable ingestion.
+
+        A failed chunk would otherwise fail the whole event, and its redelivery would read
+        every chunk again from the start.
+        """
+        for attempt in range(1, attempts):
+            try:
+                return await self._build(user_id, start, end)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.UNAVAILABLE,
+                ):
+                    raise
+                log.warning(
+                    "StreamPlays chunk failed; retrying",
+                    extra={"user_id": user_id, "attempt": attempt, "code": exc.code().name},
+                )
+        return await self._build(user_id, start, end)
 
     async def _build(self, user_id: str, start: datetime, end: datetime) -> dict[str, DayBuilder]:
         """Day builders of the plays that ended in [start, end] (by local day)."""

@@ -229,6 +229,7 @@ class SnapshotService:
                 self._locked_compute(user_id, period, accept, cache, lock if held else None),
                 context=contextvars.copy_context(),
             )
+            work.add_done_callback(_log_failure)
             return await asyncio.shield(work)
 
     async def _locked_compute(
@@ -369,6 +370,12 @@ class SnapshotService:
                 for label, (plays, ms) in sorted(trend.items())
             ],
         }
+
+
+def _log_failure(task: asyncio.Task[Snapshot]) -> None:
+    """Log a computation that failed after its caller had gone (nobody else will)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("snapshot computation failed", extra={"error": repr(task.exception())})
 
 
 async def _keep(lock: Lease) -> None:
