@@ -340,6 +340,7 @@ async def measure_quick(stack: Any) -> dict[str, Any]:
             figures[f"overview_{name}_week"] = await overview_latency(
                 stack.gateway_url, headers, "week"
             )
+            write_result("analytics_quick", figures)
             if name == "100k":
                 figures["refresh_after_sync_100k"] = await refresh_after_sync(
                     stack, client, headers, user_id
