@@ -8,7 +8,9 @@
   user changed: snapshots remember the version they were computed from), `days`
   (`{YYYY-MM-DD: plays}`, for streaks, rollup status and which months exist) and
   `rolled_plays` (their sum).
-- `snapshots`: `_id` = `<user_id>:<period>`; one stored snapshot per user and period.
+- `rollup_versions`: `_id` = user id; just `version`, what the overview's freshness check reads.
+- `snapshots` / `snapshot_lists`: `_id` = `<user_id>:<period>`; one stored snapshot per user
+  and period (its ranked lists cut to the overview's heads) and its whole ranked lists.
 
 Rollup writes of one user are serialised by the caller (a Redis lock in `rollup_builder`),
 so the read-modify-write of a month document never loses an update.
@@ -88,6 +90,15 @@ class RollupRepository:
     def __init__(self, database: AsyncDatabase) -> None:
         self._months = database["rollup_months"]
         self._state = database["rollup_state"]
+        self._versions = database["rollup_versions"]
+
+    async def version(self, user_id: str) -> str:
+        """The user's rollup data version ("" before any rollup): a tiny document."""
+        doc = await self._versions.find_one({"_id": user_id})
+        if doc is None:
+            # Rollups written before this document existed: their state knows the version.
+            return (await self.state(user_id)).version
+        return str(doc["version"])
 
     async def state(self, user_id: str) -> RollupState:
         """The user's state (an empty one when nothing was rolled up yet)."""
@@ -188,20 +199,43 @@ class RollupRepository:
                 },
                 upsert=True,
             )
+            await self._versions.replace_one(
+                {"_id": user_id}, {"_id": user_id, "version": version}, upsert=True
+            )
         plays = sum(rollup["plays"] for rollup in wanted.values() if rollup is not None)
         return WriteOutcome(changed_days=changed_days, plays=plays, version=version)
 
 
-class SnapshotRepository:
-    """Stored period snapshots."""
+# The ranked lists kept whole beside a snapshot; the snapshot itself keeps their heads.
+LIST_FIELDS = ("top_tracks", "top_artists", "top_albums")
 
-    def __init__(self, database: AsyncDatabase) -> None:
+
+class SnapshotRepository:
+    """Stored period snapshots: a small document per (user, period) that the overview reads,
+    and the full ranked lists beside it (`snapshot_lists`) for the top-list endpoints.
+
+    Small on purpose: FerretDB decodes a whole document on every read, slowly.
+    """
+
+    def __init__(self, database: AsyncDatabase, *, head: int = 10) -> None:
         self._snapshots = database["snapshots"]
+        self._lists = database["snapshot_lists"]
+        self._head = head
 
     async def get(self, user_id: str, period: str) -> dict[str, Any] | None:
-        """The stored snapshot, if any."""
+        """The stored snapshot (ranked lists cut to their heads), if any."""
         return await self._snapshots.find_one({"_id": snapshot_id(user_id, period)})
 
+    async def get_lists(self, user_id: str, period: str) -> dict[str, Any] | None:
+        """The snapshot's whole ranked lists, if stored."""
+        return await self._lists.find_one({"_id": snapshot_id(user_id, period)})
+
     async def put(self, snapshot: dict[str, Any]) -> None:
-        """Store (replace) a snapshot; it carries its own `_id`."""
-        await self._snapshots.replace_one({"_id": snapshot["_id"]}, snapshot, upsert=True)
+        """Store (replace) a snapshot: its lists first, then the small document."""
+        lists = {"_id": snapshot["_id"], **{name: snapshot[name] for name in LIST_FIELDS}}
+        await self._lists.replace_one({"_id": snapshot["_id"]}, lists, upsert=True)
+        small = {
+            **snapshot,
+            **{name: snapshot[name][: self._head] for name in LIST_FIELDS},
+        }
+        await self._snapshots.replace_one({"_id": snapshot["_id"]}, small, upsert=True)

@@ -107,7 +107,7 @@ async def open_server(
         builder = RollupBuilder(rollups=rollups, ingestion=ingestion, redis=redis, zone=zone)
         snapshots = SnapshotService(
             rollups=rollups,
-            snapshots=SnapshotRepository(database),
+            snapshots=SnapshotRepository(database, head=settings.overview_top_items),
             catalog=catalog,
             redis=redis,
             zone=zone,

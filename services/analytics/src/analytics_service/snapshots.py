@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from analytics_service.catalog_client import CatalogView
 from analytics_service.periods import ALL_PERIODS, Period, month_bounds
 from analytics_service.repository import (
+    LIST_FIELDS,
     MonthRollups,
     RollupRepository,
     RollupState,
@@ -151,11 +152,11 @@ class SnapshotService:
         """Today's date in the analytics time zone."""
         return self._clock().astimezone(self.zone).date()
 
-    def is_fresh(self, snapshot: Snapshot | None, state: RollupState, today: date) -> bool:
-        """Computed from the current rollups, for today, in this time zone."""
+    def is_fresh(self, snapshot: Snapshot | None, version: str, today: date) -> bool:
+        """Computed from the current rollups (`version`), for today, in this time zone."""
         return (
             snapshot is not None
-            and snapshot.get("version") == state.version
+            and snapshot.get("version") == version
             and snapshot.get("as_of") == today.isoformat()
             and snapshot.get("timezone") == self.zone.key
         )
@@ -163,14 +164,22 @@ class SnapshotService:
     async def get(self, user_id: str, period: Period, cache: MonthCache | None = None) -> Snapshot:
         """The fresh snapshot: the stored one, or one computed now (once across replicas)."""
         today = self.today()
-        state, snapshot = await asyncio.gather(
-            self._rollups.state(user_id), self._snapshots.get(user_id, period.value)
+        version, snapshot = await asyncio.gather(
+            self._rollups.version(user_id), self._snapshots.get(user_id, period.value)
         )
-        if snapshot is not None and self.is_fresh(snapshot, state, today):
+        if snapshot is not None and self.is_fresh(snapshot, version, today):
             return snapshot
         return await self._compute_once(
-            user_id, period, lambda snap, st: self.is_fresh(snap, st, today), cache
+            user_id, period, lambda snap, st: self.is_fresh(snap, st.version, today), cache
         )
+
+    async def get_with_lists(self, user_id: str, period: Period) -> Snapshot:
+        """The fresh snapshot with its whole ranked lists (for the top-list endpoints)."""
+        snapshot = await self.get(user_id, period)
+        lists = await self._snapshots.get_lists(user_id, period.value)
+        if lists is None:
+            return snapshot
+        return {**snapshot, **{name: lists[name] for name in LIST_FIELDS}}
 
     async def refresh(self, user_id: str, periods: tuple[Period, ...]) -> list[Snapshot]:
         """Recompute these periods now (a computation that finishes meanwhile counts)."""
@@ -179,7 +188,7 @@ class SnapshotService:
         def accept(snapshot: Snapshot | None, state: RollupState) -> bool:
             return (
                 snapshot is not None
-                and self.is_fresh(snapshot, state, self.today())
+                and self.is_fresh(snapshot, state.version, self.today())
                 and snapshot["computed_at"] >= to_millis(asked)
             )
 

@@ -100,7 +100,7 @@ class TopItems:
         self, user_id: str, period: Period, limit: int
     ) -> tuple[list[catalog_pb.Track], int]:
         """The period's top tracks, hydrated, and the number of distinct tracks."""
-        snapshot = await self._snapshots.get(user_id, period)
+        snapshot = await self._snapshots.get_with_lists(user_id, period)
         items = snapshot["top_tracks"][: check_limit(limit, TOP_LIMIT_MAX)]
         known = await self._catalog.tracks(item["spotify_id"] for item in items)
         hydrated = [known.get(item["spotify_id"]) or track_from_item(item) for item in items]
@@ -110,7 +110,7 @@ class TopItems:
         self, user_id: str, period: Period, limit: int
     ) -> tuple[list[catalog_pb.Artist], int]:
         """The period's top artists, hydrated, and the number of distinct artists."""
-        snapshot = await self._snapshots.get(user_id, period)
+        snapshot = await self._snapshots.get_with_lists(user_id, period)
         items = snapshot["top_artists"][: check_limit(limit, TOP_LIMIT_MAX)]
         known = await self._catalog.artists(item["spotify_id"] for item in items)
         hydrated = [known.get(item["spotify_id"]) or artist_from_item(item) for item in items]
@@ -120,7 +120,7 @@ class TopItems:
         self, user_id: str, period: Period, limit: int
     ) -> tuple[list[catalog_pb.Album], int]:
         """The period's top albums, hydrated, and the number of distinct albums."""
-        snapshot = await self._snapshots.get(user_id, period)
+        snapshot = await self._snapshots.get_with_lists(user_id, period)
         items = snapshot["top_albums"][: check_limit(limit, TOP_LIMIT_MAX)]
         known = await self._catalog.albums(item["spotify_id"] for item in items)
         hydrated = [known.get(item["spotify_id"]) or album_from_item(item) for item in items]
@@ -138,10 +138,10 @@ class TopItems:
         if seed_type not in SEED_TYPES:
             raise InvalidArgument("seed_type must be one of artists, tracks, genres, mixed")
         check_limit(limit, RECOMMENDATIONS_LIMIT_MAX)
-        snapshot = await self._snapshots.get(user_id, Period.ALL_TIME)
+        snapshot = await self._snapshots.get_with_lists(user_id, Period.ALL_TIME)
         if not snapshot["plays"]:
             return [], {}
-        recent = await self._snapshots.get(user_id, Period.MONTH)
+        recent = await self._snapshots.get_with_lists(user_id, Period.MONTH)
         recent_ids = {item["spotify_id"] for item in recent["top_tracks"] if item["spotify_id"]}
         recent_keys = {item["key"] for item in recent["top_tracks"]}
         artist_ids = [a["spotify_id"] for a in snapshot["top_artists"] if a["spotify_id"]]
