@@ -23,6 +23,8 @@ from gateway.routers import (
     player,
     sync_jobs,
 )
+from gateway.routers import analytics as analytics_routes
+from gateway.routers import top_lists as top_list_routes
 from gateway.settings import GatewaySettings
 
 
@@ -62,6 +64,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(sync_jobs.router)
     app.include_router(api_logs.router)
+    app.include_router(analytics_routes.router)
+    app.include_router(top_list_routes.router)
     app.include_router(player.router)
     app.include_router(browse.router)
     app.include_router(library.router)

@@ -30,6 +30,8 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from analytics_service.server import open_server as open_analytics_server
+from analytics_service.settings import AnalyticsSettings
 from auth_service.server import open_server as open_auth_server
 from auth_service.settings import AuthSettings
 from echostats.auth.v1 import auth_service_pb2 as auth_pb
@@ -326,6 +328,20 @@ async def harness(
             spotify_max_retry_after_seconds=3.0,
         )
         ingestion = await stack.enter_async_context(_serving(open_ingestion_server, settings))
+        # The sync pipeline's last step calls analytics: a real one (its stream consumers off,
+        # the catalog nowhere, so it rolls up with names only).
+        analytics_settings = AnalyticsSettings(
+            **common,
+            mongodb_database=f"ingestion_test_analytics_{suffix}",
+            ingestion_addr=f"{LOOPBACK}:{ingestion.port}",
+            observability_addr=f"{LOOPBACK}:{obs.port}",
+            catalog_addr=NOWHERE,
+            analytics_background=False,
+        )
+        analytics = await stack.enter_async_context(
+            _serving(open_analytics_server, analytics_settings)
+        )
+        settings = settings.model_copy(update={"analytics_addr": f"{LOOPBACK}:{analytics.port}"})
         channels = [
             create_channel(f"{LOOPBACK}:{port}", default_timeout=RPC_TIMEOUT)
             for port in (auth.port, obs.port, ingestion.port)
@@ -348,7 +364,7 @@ async def harness(
                 await channel.close()
             await mongo.close()
     await redis.aclose()
-    for each in (settings, auth_settings, obs_settings):
+    for each in (settings, auth_settings, obs_settings, analytics_settings):
         await _drop(each)
 
 

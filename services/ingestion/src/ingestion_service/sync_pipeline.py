@@ -30,7 +30,10 @@ from datetime import datetime
 import grpc
 from pymongo.errors import PyMongoError
 
+from echostats.analytics.v1 import analytics_service_pb2 as analytics_pb
+from echostats.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from echostats_grpc.client import error_reason
+from echostats_grpc.timestamps import to_timestamp
 from echostats_platform.errors import REASON_REAUTH_REQUIRED, Unauthenticated
 from echostats_spotify import Priority, RateLimited, SpotifyClient, SpotifyHTTPError
 from echostats_spotify.errors import REASON_DEADLINE_EXCEEDED
@@ -160,7 +163,9 @@ class SyncPipeline:
         events: PlaysStoredPublisher,
         first_sync_max_pages: int,
         max_forward_pages: int,
+        analytics: analytics_grpc.AnalyticsServiceStub | None = None,
     ) -> None:
+        self._analytics = analytics
         self._ledger = ledger
         self._spotify = spotify
         self._plays = plays
@@ -321,12 +326,30 @@ class SyncPipeline:
         )
 
     async def analytics_refresh(self, run: SyncRun) -> StepOutcome:
-        """Refresh the user's rollups (the analytics issue replaces this)."""
-        return StepOutcome(
-            StepStatus.SKIPPED,
-            "Analytics refresh not available yet (no analytics service); "
-            "new plays are announced on the plays-stored stream",
+        """Roll the fetched plays' days into analytics and refresh the user's snapshots.
+
+        Analytics recomputes every local day the fetched range touches (idempotent) and
+        warms the five snapshots, and reports what it did. If it cannot be reached the step
+        is SKIPPED with the reason: the plays-stored event published after the steps brings
+        its rollups up to date once it is back.
+        """
+        if self._analytics is None:
+            return StepOutcome(StepStatus.SKIPPED, "Analytics refresh not configured")
+        request = analytics_pb.RefreshAfterSyncRequest(
+            user_id=run.message.user_id, job_id=run.message.job_id
         )
+        if run.seen_first is not None and run.seen_last is not None:
+            request.first_played_at.CopyFrom(to_timestamp(run.seen_first))
+            request.last_played_at.CopyFrom(to_timestamp(run.seen_last))
+        try:
+            report = await self._analytics.RefreshAfterSync(request)
+        except grpc.aio.AioRpcError as exc:
+            return StepOutcome(
+                StepStatus.SKIPPED,
+                f"Analytics service unavailable ({exc.code().name}); "
+                "its rollups catch up from the plays-stored event",
+            )
+        return StepOutcome(StepStatus(report.status.lower()), report.detail, report.items)
 
     # -- events ----------------------------------------------------------------------------
 

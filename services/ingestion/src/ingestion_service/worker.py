@@ -29,7 +29,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
+from echostats.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from echostats.auth.v1 import auth_service_pb2 as auth_pb
+from echostats_grpc.client import create_channel
 from echostats_grpc.service_clients import AuthTokenProvider, ObservabilityCallSink
 from echostats_platform.context import request_id_var
 from echostats_platform.json_logging import configure_logging
@@ -75,6 +77,7 @@ class IngestionWorker:
         spotify: SpotifyClient,
         *,
         consumer: str | None = None,
+        analytics: analytics_grpc.AnalyticsServiceStub | None = None,
     ) -> None:
         settings = runtime.settings
         self.settings = settings
@@ -88,6 +91,7 @@ class IngestionWorker:
             events=runtime.events,
             first_sync_max_pages=settings.first_sync_max_pages,
             max_forward_pages=settings.sync_max_forward_pages,
+            analytics=analytics,
         )
         self.demo_history = DemoHistoryJob(
             ledger=runtime.ledger,
@@ -278,11 +282,22 @@ async def open_worker(
             token_provider=AuthTokenProvider(runtime.auth),
             background_concurrency=settings.sync_concurrency + settings.import_concurrency,
         )
+        # The analytics step of the sync pipeline (RefreshAfterSync can take a while).
+        analytics_channel = create_channel(
+            settings.analytics_addr,
+            default_timeout=max(30.0, settings.grpc_default_timeout_seconds),
+        )
         try:
-            worker = IngestionWorker(runtime, clients.api, consumer=consumer)
+            worker = IngestionWorker(
+                runtime,
+                clients.api,
+                consumer=consumer,
+                analytics=analytics_grpc.AnalyticsServiceStub(analytics_channel),
+            )
             await worker.prepare()
             yield worker
         finally:
+            await analytics_channel.close()
             await clients.aclose()
             # Before the channels close: the last call records still reach observability.
             await buffered.aclose()

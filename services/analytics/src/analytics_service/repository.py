@@ -1,0 +1,241 @@
+"""Analytics' own collections, read and written by `_id` only (FerretDB pushes nothing else down).
+
+- `rollup_months`: `_id` = `<user_id>:<YYYY-MM>`; `days` = `{YYYY-MM-DD: day rollup}` for the
+  local days of that month with plays, and `summary` = those days merged (so a year or all
+  time merges a dozen summaries instead of hundreds of days). The bucket pattern again:
+  one read per month instead of one per day.
+- `rollup_state`: `_id` = user id; `version` (a new random token whenever any rollup of the
+  user changed: snapshots remember the version they were computed from), `days`
+  (`{YYYY-MM-DD: plays}`, for streaks, rollup status and which months exist) and
+  `rolled_plays` (their sum).
+- `rollup_versions`: `_id` = user id; just `version`, what the overview's freshness check reads.
+- `snapshots` / `snapshot_lists`: `_id` = `<user_id>:<period>`; one stored snapshot per user
+  and period (its ranked lists cut to the overview's heads) and its whole ranked lists.
+
+Rollup writes of one user are serialised by the caller (a Redis lock in `rollup_builder`),
+so the read-modify-write of a month document never loses an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from analytics_service.periods import month_of
+from analytics_service.rollups import Merged, Rollup, from_document, to_document
+from echostats_platform.timeutil import utc_now
+
+
+def month_id(user_id: str, month: str) -> str:
+    """The `_id` of a user's month document."""
+    return f"{user_id}:{month}"
+
+
+def snapshot_id(user_id: str, period: str) -> str:
+    """The `_id` of a user's snapshot of a period."""
+    return f"{user_id}:{period}"
+
+
+@dataclass
+class RollupState:
+    """A user's rollup bookkeeping."""
+
+    user_id: str
+    version: str = ""
+    days: dict[str, int] = field(default_factory=dict)
+    rolled_plays: int = 0
+    updated_at: datetime | None = None
+
+    @property
+    def months(self) -> list[str]:
+        """Months with at least one rolled-up day, oldest first."""
+        return sorted({month_of(day) for day in self.days})
+
+
+@dataclass(frozen=True, slots=True)
+class MonthRollups:
+    """One month document: its days' rollups and their summary (row form)."""
+
+    days: dict[str, Rollup]
+    summary: Rollup
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """What a rollup write changed."""
+
+    changed_days: int
+    plays: int
+    version: str
+
+    def __add__(self, other: WriteOutcome) -> WriteOutcome:
+        """Two writes together (the later version)."""
+        return WriteOutcome(
+            changed_days=self.changed_days + other.changed_days,
+            plays=self.plays + other.plays,
+            version=other.version or self.version,
+        )
+
+
+class RollupRepository:
+    """Month documents of day rollups, and the per-user state beside them."""
+
+    def __init__(self, database: AsyncDatabase) -> None:
+        self._months = database["rollup_months"]
+        self._state = database["rollup_state"]
+        self._versions = database["rollup_versions"]
+
+    async def version(self, user_id: str) -> str:
+        """The user's rollup data version ("" before any rollup): a tiny document."""
+        doc = await self._versions.find_one({"_id": user_id})
+        if doc is None:
+            # Rollups written before this document existed: their state knows the version.
+            return (await self.state(user_id)).version
+        return str(doc["version"])
+
+    async def state(self, user_id: str) -> RollupState:
+        """The user's state (an empty one when nothing was rolled up yet)."""
+        doc = await self._state.find_one({"_id": user_id})
+        if doc is None:
+            return RollupState(user_id=user_id)
+        return RollupState(
+            user_id=user_id,
+            version=doc.get("version", ""),
+            days=dict(doc.get("days") or {}),
+            rolled_plays=int(doc.get("rolled_plays", 0)),
+            updated_at=doc.get("updated_at"),
+        )
+
+    async def months(self, user_id: str, months: Iterable[str]) -> dict[str, MonthRollups]:
+        """Month documents by month (missing ones left out), each fetched by `_id`."""
+        wanted = list(months)
+        docs = await asyncio.gather(
+            *(self._months.find_one({"_id": month_id(user_id, month)}) for month in wanted)
+        )
+        return {
+            month: MonthRollups(
+                days={day: from_document(r) for day, r in (doc.get("days") or {}).items()},
+                summary=from_document(doc["summary"]),
+            )
+            for month, doc in zip(wanted, docs, strict=True)
+            if doc is not None
+        }
+
+    async def write_days(
+        self,
+        user_id: str,
+        days: Mapping[str, Rollup | None],
+        *,
+        replace_all: bool = False,
+    ) -> WriteOutcome:
+        """Set these days' rollups (None or no plays: the day has none); only changes are written.
+
+        With `replace_all`, `days` is the user's whole history: every other day is removed.
+        """
+        state = await self.state(user_id)
+        wanted: dict[str, Rollup | None] = {
+            day: (rollup if rollup and rollup["plays"] else None) for day, rollup in days.items()
+        }
+        if replace_all:
+            for day in state.days:
+                wanted.setdefault(day, None)
+        by_month: dict[str, dict[str, Rollup | None]] = defaultdict(dict)
+        for day, rollup in wanted.items():
+            by_month[month_of(day)][day] = rollup
+        existing = await self.months(user_id, sorted(by_month))
+        changed_days = 0
+        new_days = dict(state.days)
+        for month, updates in sorted(by_month.items()):
+            current = existing.get(month)
+            old_days: dict[str, Rollup] = dict(current.days) if current else {}
+            merged_days = dict(old_days)
+            for day, rollup in updates.items():
+                if rollup is None:
+                    merged_days.pop(day, None)
+                    new_days.pop(day, None)
+                else:
+                    merged_days[day] = rollup
+                    new_days[day] = rollup["plays"]
+            changed = [day for day in updates if old_days.get(day) != merged_days.get(day)]
+            if not changed:
+                continue
+            changed_days += len(changed)
+            _id = month_id(user_id, month)
+            if not merged_days:
+                await self._months.delete_one({"_id": _id})
+                continue
+            summary = Merged()
+            for day in sorted(merged_days):
+                summary.add(merged_days[day])
+            await self._months.replace_one(
+                {"_id": _id},
+                {
+                    "_id": _id,
+                    "user_id": user_id,
+                    "month": month,
+                    "days": {day: to_document(r) for day, r in merged_days.items()},
+                    "summary": to_document(summary.as_rollup()),
+                },
+                upsert=True,
+            )
+        version = state.version
+        if changed_days or new_days != state.days:
+            version = uuid.uuid4().hex
+            await self._state.replace_one(
+                {"_id": user_id},
+                {
+                    "_id": user_id,
+                    "version": version,
+                    "days": new_days,
+                    "rolled_plays": sum(new_days.values()),
+                    "updated_at": utc_now(),
+                },
+                upsert=True,
+            )
+            await self._versions.replace_one(
+                {"_id": user_id}, {"_id": user_id, "version": version}, upsert=True
+            )
+        plays = sum(rollup["plays"] for rollup in wanted.values() if rollup is not None)
+        return WriteOutcome(changed_days=changed_days, plays=plays, version=version)
+
+
+# The ranked lists kept whole beside a snapshot; the snapshot itself keeps their heads.
+LIST_FIELDS = ("top_tracks", "top_artists", "top_albums")
+
+
+class SnapshotRepository:
+    """Stored period snapshots: a small document per (user, period) that the overview reads,
+    and the full ranked lists beside it (`snapshot_lists`) for the top-list endpoints.
+
+    Small on purpose: FerretDB decodes a whole document on every read, slowly.
+    """
+
+    def __init__(self, database: AsyncDatabase, *, head: int = 10) -> None:
+        self._snapshots = database["snapshots"]
+        self._lists = database["snapshot_lists"]
+        self._head = head
+
+    async def get(self, user_id: str, period: str) -> dict[str, Any] | None:
+        """The stored snapshot (ranked lists cut to their heads), if any."""
+        return await self._snapshots.find_one({"_id": snapshot_id(user_id, period)})
+
+    async def get_lists(self, user_id: str, period: str) -> dict[str, Any] | None:
+        """The snapshot's whole ranked lists, if stored."""
+        return await self._lists.find_one({"_id": snapshot_id(user_id, period)})
+
+    async def put(self, snapshot: dict[str, Any]) -> None:
+        """Store (replace) a snapshot: its lists first, then the small document."""
+        lists = {"_id": snapshot["_id"], **{name: snapshot[name] for name in LIST_FIELDS}}
+        await self._lists.replace_one({"_id": snapshot["_id"]}, lists, upsert=True)
+        small = {
+            **snapshot,
+            **{name: snapshot[name][: self._head] for name in LIST_FIELDS},
+        }
+        await self._snapshots.replace_one({"_id": snapshot["_id"]}, small, upsert=True)
