@@ -12,6 +12,7 @@ from gateway.clients import ServiceClients
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
 from gateway.openapi import install_openapi
+from gateway.routers import analytics as analytics_routes
 from gateway.routers import (
     api_logs,
     auth,
@@ -23,7 +24,6 @@ from gateway.routers import (
     player,
     sync_jobs,
 )
-from gateway.routers import analytics as analytics_routes
 from gateway.routers import top_lists as top_list_routes
 from gateway.settings import GatewaySettings
 
