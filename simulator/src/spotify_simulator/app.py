@@ -11,7 +11,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from . import accounts, audio_features, control, me, playlists, recently_played, top
+from . import (
+    accounts,
+    albums,
+    artists,
+    audio_features,
+    control,
+    me,
+    playlists,
+    recently_played,
+    recommendations,
+    top,
+    tracks,
+)
 from .config import SimulatorConfig
 from .errors import install_error_handlers
 from .middleware import SimulatorMiddleware
@@ -25,6 +37,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     playlists.router,
     top.router,
     audio_features.router,
+    tracks.router,
+    artists.router,
+    albums.router,
+    recommendations.router,
 )
 
 
