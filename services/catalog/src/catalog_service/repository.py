@@ -1,0 +1,268 @@
+"""The catalog's MongoDB collections (database `echostats_catalog`) and their queries.
+
+- `tracks`, `artists`, `albums`: `_id` = Spotify id, `doc_id` = catalog's own 24-hex id
+  (set once, on insert), the fields of `models.py`; tracks keep `audio_features` as a
+  sub-document when Spotify gave them, and `missing: true` when Spotify said the id is
+  unknown.
+- `named_tracks`: tracks known only by names (account-data imports), `_id` = name key.
+- `playlists`: a user's synced playlists, `_id` = "<user_id>:<spotify playlist id>"
+  (so one user's copy never collides with another's), indexed by (user_id, position).
+- `top_items`: `_id` = "<user_id>:<tracks|artists>:<time range>", the ranked Spotify ids.
+
+Reads go by `_id` one document at a time (concurrently): FerretDB pushes only exact `_id`
+filters down, so `{_id: {$in: [...]}}` would scan the whole collection per batch. Writes
+are per-document upserts keyed by `_id` (idempotent; concurrent writers converge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from catalog_service.models import SeenTrack, name_key
+
+# Concurrent `_id` reads per batch read: enough to hide round trips, few enough to leave
+# the connection pool to other requests.
+_READ_CONCURRENCY = 16
+
+
+def new_doc_id() -> str:
+    """A fresh catalog id (24 hex characters)."""
+    return str(ObjectId())
+
+
+async def _get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """{_id: document} for the ids that exist, read by `_id` one at a time."""
+    unique = list(dict.fromkeys(i for i in ids if i))
+    if not unique:
+        return {}
+    gate = asyncio.Semaphore(_READ_CONCURRENCY)
+
+    async def one(entity_id: str) -> dict[str, Any] | None:
+        async with gate:
+            return await collection.find_one({"_id": entity_id})
+
+    found = await asyncio.gather(*(one(i) for i in unique))
+    return {doc["_id"]: doc for doc in found if doc is not None}
+
+
+def _upsert(entity_id: str, fields: Mapping[str, Any], now: datetime) -> UpdateOne:
+    return UpdateOne(
+        {"_id": entity_id},
+        {"$set": {**fields, "updated_at": now}, "$setOnInsert": {"doc_id": new_doc_id()}},
+        upsert=True,
+    )
+
+
+class CatalogRepository:
+    """Tracks, artists, albums and name-only tracks."""
+
+    def __init__(self, database: AsyncDatabase) -> None:
+        self.tracks = database["tracks"]
+        self.artists = database["artists"]
+        self.albums = database["albums"]
+        self.named_tracks = database["named_tracks"]
+
+    async def get_tracks(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Stored tracks by Spotify id."""
+        return await _get_many(self.tracks, ids)
+
+    async def get_artists(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Stored artists by Spotify id."""
+        return await _get_many(self.artists, ids)
+
+    async def get_albums(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Stored albums by Spotify id."""
+        return await _get_many(self.albums, ids)
+
+    async def note_seen(
+        self, seen: Sequence[SeenTrack], now: datetime
+    ) -> tuple[list[str], list[str]]:
+        """Store placeholders for track ids not stored yet; returns (new ids, ids to enrich).
+
+        A placeholder holds what the play said (names, artist and album ids); it never
+        overwrites an existing document. Name-only tracks go to `named_tracks`.
+        """
+        with_id = {s.spotify_id: s for s in seen if s.spotify_id}
+        existing = await self.get_tracks(with_id)
+        writes = []
+        for spotify_id, track in with_id.items():
+            if spotify_id in existing:
+                continue
+            artists = [{"spotify_id": a, "name": ""} for a in track.artist_ids]
+            if artists and track.artist_name and len(artists) == 1:
+                artists[0]["name"] = track.artist_name
+            placeholder: dict[str, Any] = {
+                "name": track.name,
+                "artists": artists,
+                "enriched": False,
+                "first_seen_at": now,
+                "doc_id": new_doc_id(),
+            }
+            if track.album_id:
+                placeholder["album"] = {"spotify_id": track.album_id, "name": track.album_name}
+            writes.append(
+                UpdateOne({"_id": spotify_id}, {"$setOnInsert": placeholder}, upsert=True)
+            )
+        if writes:
+            await self.tracks.bulk_write(writes, ordered=False)
+        named = {name_key(s.artist_name, s.name): s for s in seen if not s.spotify_id and s.name}
+        if named:
+            await self.named_tracks.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": key},
+                        {
+                            "$setOnInsert": {
+                                "name": s.name,
+                                "artist_name": s.artist_name,
+                                "first_seen_at": now,
+                            }
+                        },
+                        upsert=True,
+                    )
+                    for key, s in named.items()
+                ],
+                ordered=False,
+            )
+        new = [i for i in with_id if i not in existing]
+        to_enrich = [
+            i
+            for i in with_id
+            if i not in existing or not (existing[i].get("enriched") or existing[i].get("missing"))
+        ]
+        return new, to_enrich
+
+    async def store_tracks(
+        self, fields_by_id: Mapping[str, Mapping[str, Any]], now: datetime
+    ) -> None:
+        """Upsert enriched tracks."""
+        if fields_by_id:
+            await self.tracks.bulk_write(
+                [_upsert(i, {**f, "missing": False}, now) for i, f in fields_by_id.items()],
+                ordered=False,
+            )
+
+    async def store_artists(
+        self, fields_by_id: Mapping[str, Mapping[str, Any]], now: datetime
+    ) -> None:
+        """Upsert enriched artists."""
+        if fields_by_id:
+            await self.artists.bulk_write(
+                [_upsert(i, f, now) for i, f in fields_by_id.items()], ordered=False
+            )
+
+    async def store_albums(
+        self, fields_by_id: Mapping[str, Mapping[str, Any]], now: datetime
+    ) -> None:
+        """Upsert enriched albums."""
+        if fields_by_id:
+            await self.albums.bulk_write(
+                [_upsert(i, f, now) for i, f in fields_by_id.items()], ordered=False
+            )
+
+    async def store_audio_features(
+        self, features_by_id: Mapping[str, Mapping[str, Any] | None], now: datetime
+    ) -> None:
+        """Set audio features (None: Spotify has none for the track; remembered as checked)."""
+        writes = []
+        for track_id, features in features_by_id.items():
+            update: dict[str, Any] = {"features_checked_at": now}
+            if features is not None:
+                update["audio_features"] = dict(features)
+            writes.append(UpdateOne({"_id": track_id}, {"$set": update}))
+        if writes:
+            await self.tracks.bulk_write(writes, ordered=False)
+
+    async def mark_missing(self, collection: str, ids: Iterable[str], now: datetime) -> None:
+        """Remember that Spotify does not know these ids (only for documents that exist)."""
+        writes = [
+            UpdateOne({"_id": i}, {"$set": {"missing": True, "updated_at": now}}) for i in ids
+        ]
+        if writes:
+            await getattr(self, collection).bulk_write(writes, ordered=False)
+
+    async def tracks_by_artists(
+        self, artist_ids: Sequence[str], limit: int
+    ) -> list[dict[str, Any]]:
+        """Enriched tracks credited to any of the artists (for catalog recommendations)."""
+        cursor = self.tracks.find(
+            {"artists.spotify_id": {"$in": list(artist_ids)}, "enriched": True}
+        ).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def artists_with_genres(self, genres: Sequence[str], limit: int) -> list[str]:
+        """Ids of stored artists with any of the genres."""
+        cursor = self.artists.find({"genres": {"$in": list(genres)}}, {"_id": 1}).limit(limit)
+        return [doc["_id"] async for doc in cursor]
+
+
+class PlaylistRepository:
+    """Users' synced playlists."""
+
+    def __init__(self, database: AsyncDatabase) -> None:
+        self.playlists = database["playlists"]
+        self.top_items = database["top_items"]
+
+    async def ensure_indexes(self) -> None:
+        """The per-user listing index."""
+        await self.playlists.create_index([("user_id", ASCENDING), ("position", ASCENDING)])
+
+    async def list_for_user(self, user_id: str) -> list[dict[str, Any]]:
+        """Every synced playlist of the user, in library order."""
+        cursor = self.playlists.find({"user_id": user_id}).sort("position", ASCENDING)
+        return [doc async for doc in cursor]
+
+    async def page_for_user(
+        self, user_id: str, *, skip: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the user's playlists and their total."""
+        query = {"user_id": user_id}
+        cursor = self.playlists.find(query).sort("position", ASCENDING).skip(skip).limit(limit)
+        docs = [doc async for doc in cursor]
+        if len(docs) < limit and (docs or skip == 0):
+            return docs, skip + len(docs)
+        return docs, await self.playlists.count_documents(query)
+
+    async def upsert(
+        self, user_id: str, playlists: Sequence[Mapping[str, Any]], now: datetime
+    ) -> None:
+        """Insert or update the given playlists of the user (keyed by Spotify id)."""
+        writes = [
+            UpdateOne(
+                {"_id": f"{user_id}:{p['spotify_id']}"},
+                {
+                    "$set": {**p, "user_id": user_id, "synced_at": now},
+                    "$setOnInsert": {"doc_id": new_doc_id()},
+                },
+                upsert=True,
+            )
+            for p in playlists
+        ]
+        if writes:
+            await self.playlists.bulk_write(writes, ordered=False)
+
+    async def delete(self, user_id: str, spotify_ids: Iterable[str]) -> int:
+        """Remove the user's copies of these playlists; returns how many were removed."""
+        removed = 0
+        for spotify_id in spotify_ids:
+            result = await self.playlists.delete_one({"_id": f"{user_id}:{spotify_id}"})
+            removed += result.deleted_count
+        return removed
+
+    async def store_top(
+        self, user_id: str, kind: str, time_range: str, ids: Sequence[str], now: datetime
+    ) -> None:
+        """The user's ranked top tracks or artists for one time range."""
+        await self.top_items.update_one(
+            {"_id": f"{user_id}:{kind}:{time_range}"},
+            {"$set": {"user_id": user_id, "ids": list(ids), "synced_at": now}},
+            upsert=True,
+        )

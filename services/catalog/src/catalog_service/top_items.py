@@ -1,0 +1,64 @@
+"""Syncing a user's top tracks and artists (`GET /v1/me/top/{tracks|artists}`).
+
+Three time ranges by two kinds, 50 items each: six calls. The full track and artist objects
+in the answers are stored in the catalog (so top items are enriched without further calls;
+their artists and audio features are queued like any other track's), and the ranked ids
+per range are kept in `top_items`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from catalog_service.enrichment import Enricher
+from catalog_service.repository import PlaylistRepository
+from echostats_spotify import Priority, SpotifyClient
+
+TIME_RANGES = ("short_term", "medium_term", "long_term")
+LIMIT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class TopItemsReport:
+    """Distinct tracks and artists stored."""
+
+    tracks: int
+    artists: int
+
+
+class TopItemsSync:
+    """Reads the user's top items and stores them."""
+
+    def __init__(
+        self, *, spotify: SpotifyClient, enricher: Enricher, store: PlaylistRepository
+    ) -> None:
+        self._spotify = spotify
+        self._enricher = enricher
+        self._store = store
+
+    async def sync(self, user_id: str) -> TopItemsReport:
+        """Fetch both kinds for every range; store objects and rankings."""
+        track_ids: set[str] = set()
+        artist_ids: set[str] = set()
+        for time_range in TIME_RANGES:
+            for kind, seen in (("tracks", track_ids), ("artists", artist_ids)):
+                page = await self._spotify.get_json(
+                    f"/v1/me/top/{kind}",
+                    user_id=user_id,
+                    params={"time_range": time_range, "limit": LIMIT},
+                    priority=Priority.BACKGROUND,
+                )
+                items = [
+                    i
+                    for i in ((page or {}).get("items") or ())
+                    if isinstance(i, dict) and i.get("id")
+                ]
+                if kind == "tracks":
+                    await self._enricher.store_tracks(user_id, items)
+                else:
+                    await self._enricher.store_artists(items)
+                ranked = [str(i["id"]) for i in items]
+                seen.update(ranked)
+                await self._store.store_top(user_id, kind, time_range, ranked, datetime.now(UTC))
+        return TopItemsReport(len(track_ids), len(artist_ids))
