@@ -30,6 +30,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from echostats.auth.v1 import auth_service_pb2 as auth_pb
+from echostats.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
+from echostats_grpc.client import create_channel
 from echostats_grpc.service_clients import AuthTokenProvider, ObservabilityCallSink
 from echostats_platform.context import request_id_var
 from echostats_platform.json_logging import configure_logging
@@ -75,6 +77,7 @@ class IngestionWorker:
         spotify: SpotifyClient,
         *,
         consumer: str | None = None,
+        catalog: catalog_grpc.CatalogServiceStub | None = None,
     ) -> None:
         settings = runtime.settings
         self.settings = settings
@@ -88,6 +91,7 @@ class IngestionWorker:
             events=runtime.events,
             first_sync_max_pages=settings.first_sync_max_pages,
             max_forward_pages=settings.sync_max_forward_pages,
+            catalog=catalog,
         )
         self.demo_history = DemoHistoryJob(
             ledger=runtime.ledger,
@@ -278,11 +282,20 @@ async def open_worker(
             token_provider=AuthTokenProvider(runtime.auth),
             background_concurrency=settings.sync_concurrency + settings.import_concurrency,
         )
+        catalog_channel = create_channel(
+            settings.catalog_addr, default_timeout=settings.grpc_default_timeout_seconds
+        )
         try:
-            worker = IngestionWorker(runtime, clients.api, consumer=consumer)
+            worker = IngestionWorker(
+                runtime,
+                clients.api,
+                consumer=consumer,
+                catalog=catalog_grpc.CatalogServiceStub(catalog_channel),
+            )
             await worker.prepare()
             yield worker
         finally:
+            await catalog_channel.close()
             await clients.aclose()
             # Before the channels close: the last call records still reach observability.
             await buffered.aclose()
