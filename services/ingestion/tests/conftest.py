@@ -31,9 +31,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from auth_service.server import open_server as open_auth_server
+from auth_service.settings import AuthSettings
 from catalog_service.server import open_server as open_catalog_server
 from catalog_service.settings import CatalogSettings
-from auth_service.settings import AuthSettings
 from echostats.auth.v1 import auth_service_pb2 as auth_pb
 from echostats.auth.v1 import auth_service_pb2_grpc as auth_grpc
 from echostats.ingestion.v1 import ingestion_service_pb2 as pb
