@@ -342,6 +342,14 @@ class Enricher:
             report.tracks += len(bodies)
             report.albums += len(albums)
 
+    async def not_enriched(
+        self, collection: str, bodies: dict[str, dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The objects of `bodies` ({id: object}) whose stored copy is not enriched."""
+        getter = self._catalog.get_tracks if collection == "tracks" else self._catalog.get_artists
+        stored = await getter(bodies)
+        return [b for i, b in bodies.items() if not stored.get(i, {}).get("enriched")]
+
     async def store_artists(self, bodies: Sequence[dict[str, Any]]) -> None:
         """Store full artist objects (top artists, single lookups)."""
         await self._catalog.store_artists(

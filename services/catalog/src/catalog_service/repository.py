@@ -7,7 +7,7 @@
 - `named_tracks`: tracks known only by names (account-data imports), `_id` = name key.
 - `playlists`: a user's synced playlists, `_id` = "<user_id>:<spotify playlist id>"
   (so one user's copy never collides with another's), indexed by (user_id, position).
-- `top_items`: `_id` = "<user_id>:<tracks|artists>:<time range>", the ranked Spotify ids.
+- `top_items`: `_id` = user id, `rankings` = {"<tracks|artists>:<time range>": [ids]}.
 
 Reads go by `_id` one document at a time (concurrently): FerretDB pushes only exact `_id`
 filters down, so `{_id: {$in: [...]}}` would scan the whole collection per batch. Writes
@@ -30,7 +30,7 @@ from catalog_service.models import SeenTrack, name_key
 
 # Concurrent `_id` reads per batch read: enough to hide round trips, few enough to leave
 # the connection pool to other requests.
-_READ_CONCURRENCY = 16
+_READ_CONCURRENCY = 8
 
 
 def new_doc_id() -> str:
@@ -258,11 +258,11 @@ class PlaylistRepository:
         return removed
 
     async def store_top(
-        self, user_id: str, kind: str, time_range: str, ids: Sequence[str], now: datetime
+        self, user_id: str, rankings: Mapping[str, Sequence[str]], now: datetime
     ) -> None:
-        """The user's ranked top tracks or artists for one time range."""
+        """The user's ranked top ids, {"<tracks|artists>:<time range>": [ids]}."""
         await self.top_items.update_one(
-            {"_id": f"{user_id}:{kind}:{time_range}"},
-            {"$set": {"user_id": user_id, "ids": list(ids), "synced_at": now}},
+            {"_id": user_id},
+            {"$set": {"rankings": {k: list(v) for k, v in rankings.items()}, "synced_at": now}},
             upsert=True,
         )

@@ -38,11 +38,12 @@ class TopItemsSync:
         self._store = store
 
     async def sync(self, user_id: str) -> TopItemsReport:
-        """Fetch both kinds for every range; store objects and rankings."""
-        track_ids: set[str] = set()
-        artist_ids: set[str] = set()
+        """Fetch both kinds for every range; store new objects once, and the rankings."""
+        tracks: dict[str, dict] = {}
+        artists: dict[str, dict] = {}
+        rankings: dict[str, list[str]] = {}
         for time_range in TIME_RANGES:
-            for kind, seen in (("tracks", track_ids), ("artists", artist_ids)):
+            for kind, seen in (("tracks", tracks), ("artists", artists)):
                 page = await self._spotify.get_json(
                     f"/v1/me/top/{kind}",
                     user_id=user_id,
@@ -54,11 +55,14 @@ class TopItemsSync:
                     for i in ((page or {}).get("items") or ())
                     if isinstance(i, dict) and i.get("id")
                 ]
-                if kind == "tracks":
-                    await self._enricher.store_tracks(user_id, items)
-                else:
-                    await self._enricher.store_artists(items)
-                ranked = [str(i["id"]) for i in items]
-                seen.update(ranked)
-                await self._store.store_top(user_id, kind, time_range, ranked, datetime.now(UTC))
-        return TopItemsReport(len(track_ids), len(artist_ids))
+                for item in items:
+                    seen.setdefault(str(item["id"]), item)
+                rankings[f"{kind}:{time_range}"] = [str(i["id"]) for i in items]
+        # Objects already enriched are left as they are: one write per new object keeps a
+        # periodic sync cheap on the database.
+        await self._enricher.store_tracks(
+            user_id, await self._enricher.not_enriched("tracks", tracks)
+        )
+        await self._enricher.store_artists(await self._enricher.not_enriched("artists", artists))
+        await self._store.store_top(user_id, rankings, datetime.now(UTC))
+        return TopItemsReport(len(tracks), len(artists))
