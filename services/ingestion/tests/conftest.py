@@ -336,6 +336,7 @@ async def harness(
             auth_addr=f"{LOOPBACK}:{auth.port}",
             observability_addr=f"{LOOPBACK}:{obs.port}",
             ingestion_addr=f"{LOOPBACK}:{ingestion.port}",
+            # Ingestion's tests check the steps, not catalog's background enrichment.
             enrich_background=False,
         )
         catalog = await stack.enter_async_context(_serving(open_catalog_server, catalog_settings))

@@ -9,28 +9,33 @@
   (so one user's copy never collides with another's), indexed by (user_id, position).
 - `top_items`: `_id` = user id, `rankings` = {"<tracks|artists>:<time range>": [ids]}.
 
-Reads go by `_id` one document at a time (concurrently): FerretDB pushes only exact `_id`
-filters down, so `{_id: {$in: [...]}}` would scan the whole collection per batch. Writes
-are per-document upserts keyed by `_id` (idempotent; concurrent writers converge).
+Batch reads are one `{_id: {$in: [...]}}` query per 500 ids. On MongoDB that is an index
+lookup; FerretDB v1.24 evaluates `$in` in Go over one scan of the collection, which measured
+far cheaper than one `_id` query per id (its `_id` lookups do not reach the SQLite index
+either, see reference/ferretdb.md). Writes are per-document upserts keyed by `_id`
+(idempotent; concurrent writers converge), not `bulk_write` (see `_write_each`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from bson import ObjectId
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from catalog_service.models import SeenTrack, name_key
 
-# Concurrent `_id` reads per batch read: enough to hide round trips, few enough to leave
-# the connection pool to other requests.
-_READ_CONCURRENCY = 8
+# Concurrent single-document writes: enough to hide round trips, few enough to leave the
+# connection pool to other requests.
+_WRITE_CONCURRENCY = 8
+# Ids per `$in` read.
+_IN_CHUNK = 500
 
 
 def new_doc_id() -> str:
@@ -39,22 +44,53 @@ def new_doc_id() -> str:
 
 
 async def _get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """{_id: document} for the ids that exist, read by `_id` one at a time."""
+    """{_id: document} for the ids that exist: one `$in` query per chunk of ids."""
     unique = list(dict.fromkeys(i for i in ids if i))
-    if not unique:
-        return {}
-    gate = asyncio.Semaphore(_READ_CONCURRENCY)
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(unique), _IN_CHUNK):
+        chunk = unique[start : start + _IN_CHUNK]
+        if len(chunk) == 1:
+            doc = await collection.find_one({"_id": chunk[0]})
+            docs = [doc] if doc is not None else []
+        else:
+            docs = [doc async for doc in collection.find({"_id": {"$in": chunk}})]
+        found.update((doc["_id"], doc) for doc in docs)
+    return found
 
-    async def one(entity_id: str) -> dict[str, Any] | None:
+
+class Write(NamedTuple):
+    """One single-document update: filter, update document, upsert or not."""
+
+    filter: dict[str, Any]
+    update: dict[str, Any]
+    upsert: bool = False
+
+
+async def _write_each(collection: AsyncCollection, writes: Sequence[Write]) -> None:
+    """Apply single-document updates, a few at a time.
+
+    Not `bulk_write`: FerretDB v1.24 answers some mixed update/upsert batches without
+    `nModified`, which PyMongo cannot merge (KeyError), and it applies them one document
+    at a time anyway.
+    """
+    if not writes:
+        return
+    gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+
+    async def one(write: Write) -> None:
         async with gate:
-            return await collection.find_one({"_id": entity_id})
+            try:
+                await collection.update_one(write.filter, write.update, upsert=write.upsert)
+            except DuplicateKeyError:
+                # Two upserts of one new `_id` raced and the other inserted it: this one
+                # is now an update of that document.
+                await collection.update_one(write.filter, write.update, upsert=write.upsert)
 
-    found = await asyncio.gather(*(one(i) for i in unique))
-    return {doc["_id"]: doc for doc in found if doc is not None}
+    await asyncio.gather(*(one(w) for w in writes))
 
 
-def _upsert(entity_id: str, fields: Mapping[str, Any], now: datetime) -> UpdateOne:
-    return UpdateOne(
+def _upsert(entity_id: str, fields: Mapping[str, Any], now: datetime) -> Write:
+    return Write(
         {"_id": entity_id},
         {"$set": {**fields, "updated_at": now}, "$setOnInsert": {"doc_id": new_doc_id()}},
         upsert=True,
@@ -108,16 +144,15 @@ class CatalogRepository:
             }
             if track.album_id:
                 placeholder["album"] = {"spotify_id": track.album_id, "name": track.album_name}
-            writes.append(
-                UpdateOne({"_id": spotify_id}, {"$setOnInsert": placeholder}, upsert=True)
-            )
+            writes.append(Write({"_id": spotify_id}, {"$setOnInsert": placeholder}, upsert=True))
         if writes:
-            await self.tracks.bulk_write(writes, ordered=False)
+            await _write_each(self.tracks, writes)
         named = {name_key(s.artist_name, s.name): s for s in seen if not s.spotify_id and s.name}
         if named:
-            await self.named_tracks.bulk_write(
+            await _write_each(
+                self.named_tracks,
                 [
-                    UpdateOne(
+                    Write(
                         {"_id": key},
                         {
                             "$setOnInsert": {
@@ -130,7 +165,6 @@ class CatalogRepository:
                     )
                     for key, s in named.items()
                 ],
-                ordered=False,
             )
         new = [i for i in with_id if i not in existing]
         to_enrich = [
@@ -145,9 +179,9 @@ class CatalogRepository:
     ) -> None:
         """Upsert enriched tracks."""
         if fields_by_id:
-            await self.tracks.bulk_write(
+            await _write_each(
+                self.tracks,
                 [_upsert(i, {**f, "missing": False}, now) for i, f in fields_by_id.items()],
-                ordered=False,
             )
 
     async def store_artists(
@@ -155,18 +189,14 @@ class CatalogRepository:
     ) -> None:
         """Upsert enriched artists."""
         if fields_by_id:
-            await self.artists.bulk_write(
-                [_upsert(i, f, now) for i, f in fields_by_id.items()], ordered=False
-            )
+            await _write_each(self.artists, [_upsert(i, f, now) for i, f in fields_by_id.items()])
 
     async def store_albums(
         self, fields_by_id: Mapping[str, Mapping[str, Any]], now: datetime
     ) -> None:
         """Upsert enriched albums."""
         if fields_by_id:
-            await self.albums.bulk_write(
-                [_upsert(i, f, now) for i, f in fields_by_id.items()], ordered=False
-            )
+            await _write_each(self.albums, [_upsert(i, f, now) for i, f in fields_by_id.items()])
 
     async def store_audio_features(
         self, features_by_id: Mapping[str, Mapping[str, Any] | None], now: datetime
@@ -177,17 +207,15 @@ class CatalogRepository:
             update: dict[str, Any] = {"features_checked_at": now}
             if features is not None:
                 update["audio_features"] = dict(features)
-            writes.append(UpdateOne({"_id": track_id}, {"$set": update}))
+            writes.append(Write({"_id": track_id}, {"$set": update}))
         if writes:
-            await self.tracks.bulk_write(writes, ordered=False)
+            await _write_each(self.tracks, writes)
 
     async def mark_missing(self, collection: str, ids: Iterable[str], now: datetime) -> None:
         """Remember that Spotify does not know these ids (only for documents that exist)."""
-        writes = [
-            UpdateOne({"_id": i}, {"$set": {"missing": True, "updated_at": now}}) for i in ids
-        ]
+        writes = [Write({"_id": i}, {"$set": {"missing": True, "updated_at": now}}) for i in ids]
         if writes:
-            await getattr(self, collection).bulk_write(writes, ordered=False)
+            await _write_each(getattr(self, collection), writes)
 
     async def tracks_by_artists(
         self, artist_ids: Sequence[str], limit: int
@@ -236,7 +264,7 @@ class PlaylistRepository:
     ) -> None:
         """Insert or update the given playlists of the user (keyed by Spotify id)."""
         writes = [
-            UpdateOne(
+            Write(
                 {"_id": f"{user_id}:{p['spotify_id']}"},
                 {
                     "$set": {**p, "user_id": user_id, "synced_at": now},
@@ -247,7 +275,7 @@ class PlaylistRepository:
             for p in playlists
         ]
         if writes:
-            await self.playlists.bulk_write(writes, ordered=False)
+            await _write_each(self.playlists, writes)
 
     async def delete(self, user_id: str, spotify_ids: Iterable[str]) -> int:
         """Remove the user's copies of these playlists; returns how many were removed."""
@@ -256,6 +284,14 @@ class PlaylistRepository:
             result = await self.playlists.delete_one({"_id": f"{user_id}:{spotify_id}"})
             removed += result.deleted_count
         return removed
+
+    async def top_synced_at(self, user_id: str) -> datetime | None:
+        """When the user's top items were last stored (aware UTC), if ever."""
+        doc = await self.top_items.find_one({"_id": user_id})
+        if doc is None or doc.get("synced_at") is None:
+            return None
+        synced = doc["synced_at"]
+        return synced if synced.tzinfo else synced.replace(tzinfo=UTC)
 
     async def store_top(
         self, user_id: str, rankings: Mapping[str, Sequence[str]], now: datetime

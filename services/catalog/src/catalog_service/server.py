@@ -117,7 +117,12 @@ async def open_server(
             enricher=enricher,
             plays=plays,
             playlist_sync=PlaylistSync(spotify=spotify.api, playlists=playlists),
-            top_items=TopItemsSync(spotify=spotify.api, enricher=enricher, store=playlists),
+            top_items=TopItemsSync(
+                spotify=spotify.api,
+                enricher=enricher,
+                store=playlists,
+                min_interval_seconds=settings.top_items_min_interval_seconds,
+            ),
             recommender=Recommender(
                 spotify=spotify.api, capabilities=capabilities, catalog=catalog, enricher=enricher
             ),

@@ -314,6 +314,9 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
     ) -> pb.StepReport:
         user_id = _require_user(request.user_id)
         result = await self._top_items.sync(user_id)
+        if result.fresh_since is not None:
+            since = result.fresh_since.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return pb.StepReport(status=SKIPPED, detail=f"Top items are fresh (synced {since})")
         tracks, artists = plural(result.tracks, "track"), plural(result.artists, "artist")
         detail = f"Synced top items: {tracks}, {artists}"
         return pb.StepReport(status=COMPLETED, detail=detail, items=result.tracks + result.artists)

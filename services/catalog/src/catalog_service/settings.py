@@ -38,6 +38,8 @@ class CatalogSettings(
     enrich_lock_seconds: float = Field(default=120.0, gt=0)
     # How long an endpoint family found closed (403/404) is remembered before one probe.
     capability_closed_ttl_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # Spotify recomputes top items about daily: a sync refreshes them at most this often.
+    top_items_min_interval_seconds: float = Field(default=6 * 3600.0, ge=0)
     # Consumer group on ingestion's plays-stored stream.
     plays_consumer_group: str = "catalog"
     plays_consumer_name: str = ""

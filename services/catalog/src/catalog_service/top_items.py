@@ -3,13 +3,15 @@
 Three time ranges by two kinds, 50 items each: six calls. The full track and artist objects
 in the answers are stored in the catalog (so top items are enriched without further calls;
 their artists and audio features are queued like any other track's), and the ranked ids
-per range are kept in `top_items`.
+per range are kept in `top_items`. Spotify recomputes top items about once a day, so a sync
+refreshes them at most every `top_items_min_interval_seconds` (6 h by default); periodic
+syncs in between report the step as skipped with the time of the last refresh.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from catalog_service.enrichment import Enricher
 from catalog_service.repository import PlaylistRepository
@@ -21,24 +23,35 @@ LIMIT = 50
 
 @dataclass(frozen=True, slots=True)
 class TopItemsReport:
-    """Distinct tracks and artists stored."""
+    """Distinct tracks and artists stored, or when they were last synced if not now."""
 
     tracks: int
     artists: int
+    # Set when the rankings were fresh enough and nothing was fetched.
+    fresh_since: datetime | None = None
 
 
 class TopItemsSync:
     """Reads the user's top items and stores them."""
 
     def __init__(
-        self, *, spotify: SpotifyClient, enricher: Enricher, store: PlaylistRepository
+        self,
+        *,
+        spotify: SpotifyClient,
+        enricher: Enricher,
+        store: PlaylistRepository,
+        min_interval_seconds: float,
     ) -> None:
         self._spotify = spotify
         self._enricher = enricher
         self._store = store
+        self._min_interval = timedelta(seconds=min_interval_seconds)
 
     async def sync(self, user_id: str) -> TopItemsReport:
         """Fetch both kinds for every range; store new objects once, and the rankings."""
+        last = await self._store.top_synced_at(user_id)
+        if last is not None and datetime.now(UTC) - last < self._min_interval:
+            return TopItemsReport(0, 0, fresh_since=last)
         tracks: dict[str, dict] = {}
         artists: dict[str, dict] = {}
         rankings: dict[str, list[str]] = {}
