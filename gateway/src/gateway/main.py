@@ -12,6 +12,7 @@ from gateway.clients import ServiceClients
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
 from gateway.routers import api_logs, auth, health, history, imports, sync_jobs
+from gateway.routers import catalog as catalog_routes
 from gateway.settings import GatewaySettings
 
 
@@ -50,4 +51,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(sync_jobs.router)
     app.include_router(api_logs.router)
+    app.include_router(catalog_routes.router)
     return app
