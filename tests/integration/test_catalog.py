@@ -1,4 +1,4 @@
-"""Catalog end to end: sync → ingestion worker → catalog enrichment → simulator, through the gateway.
+"""Catalog end to end through the gateway: sync, enrichment, lookups and playlists.
 
 Each test uses Spotify users of its own (`/_sim/users`). Call counts come from the user's
 own API log (`/api/v1/api-logs`), so other tests' calls never mix in. Tests that switch the
@@ -18,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from echostats_devstack import LocalStack
+from tests.integration.conftest import ClientFactory
 from tests.integration.support import sign_in
 
 pytestmark = pytest.mark.integration
@@ -47,13 +48,13 @@ async def played_track_ids(simulator: httpx.AsyncClient, user_id: str) -> list[s
     return sorted({play["track_id"] for play in response.json()["plays"]})
 
 
-async def jobs_of(client: httpx.AsyncClient, token: str) -> list[dict]:
-    response = await client.get("/api/v1/sync-jobs?limit=100", headers=bearer(token))
+async def jobs_of(client: ClientFactory, token: str) -> list[dict]:
+    response = await client().get("/api/v1/sync-jobs?limit=100", headers=bearer(token))
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
 
 
-async def wait_for_idle(client: httpx.AsyncClient, token: str, timeout: float = 90.0) -> list[dict]:
+async def wait_for_idle(client: ClientFactory, token: str, timeout: float = 90.0) -> list[dict]:
     """Wait until the user's jobs (e.g. the initial sync) have ended; returns them."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -62,13 +63,13 @@ async def wait_for_idle(client: httpx.AsyncClient, token: str, timeout: float = 
             return jobs
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"jobs still running: {jobs}")
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
 
 
-async def sync_now(client: httpx.AsyncClient, token: str) -> dict:
+async def sync_now(client: ClientFactory, token: str) -> dict:
     """Trigger a manual sync (after anything running) and return the finished job."""
     await wait_for_idle(client, token)
-    response = await client.post("/api/v1/sync-jobs/trigger", headers=bearer(token))
+    response = await client().post("/api/v1/sync-jobs/trigger", headers=bearer(token))
     assert response.status_code == 200, response.text
     job_id = response.json()["job_id"]
     deadline = asyncio.get_running_loop().time() + 90
@@ -77,19 +78,19 @@ async def sync_now(client: httpx.AsyncClient, token: str) -> dict:
         if job["status"] in ("completed", "failed"):
             return job
         assert asyncio.get_running_loop().time() < deadline, job
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
 
 
 def step(job: dict, action: str) -> dict:
     return next(s for s in job["steps"] if s["action"] == action)
 
 
-async def api_calls(client: httpx.AsyncClient, token: str, contains: str) -> list[dict]:
+async def api_calls(client: ClientFactory, token: str, contains: str) -> list[dict]:
     """Every recorded Spotify call of the user whose endpoint contains `contains`."""
     items: list[dict] = []
     page = 1
     while True:
-        response = await client.get(
+        response = await client().get(
             "/api/v1/api-logs",
             params={"endpoint_contains": contains, "limit": 200, "page": page},
             headers=bearer(token),
@@ -103,7 +104,7 @@ async def api_calls(client: httpx.AsyncClient, token: str, contains: str) -> lis
 
 
 async def wait_for_calls(
-    client: httpx.AsyncClient, token: str, contains: str, at_least: int
+    client: ClientFactory, token: str, contains: str, at_least: int
 ) -> list[dict]:
     """Call records reach the log in batches: wait until `at_least` are there."""
     for _ in range(100):
@@ -115,22 +116,25 @@ async def wait_for_calls(
 
 
 async def wait_until_enriched(
-    client: httpx.AsyncClient, track_ids: list[str], timeout: float = 90.0
+    client: ClientFactory, track_ids: list[str], timeout: float = 90.0
 ) -> list[dict]:
     """Poll the (anonymous, store-only) track endpoint until every track is enriched."""
     deadline = asyncio.get_running_loop().time() + timeout
     pending = set(track_ids)
     found: dict[str, dict] = {}
     while pending:
+        # A fresh client (its own rate-limit bucket) per round: one request per track.
+        polling = client()
         for track_id in sorted(pending):
-            response = await client.get(f"/api/v1/tracks/{track_id}")
-            if response.status_code == 200 and response.json()["album"]:
-                if response.json()["album"]["image_url"]:
-                    found[track_id] = response.json()
-                    pending.discard(track_id)
+            response = await polling.get(f"/api/v1/tracks/{track_id}")
+            album = response.json().get("album") if response.status_code == 200 else None
+            # Placeholders from plays have no album image; enriched tracks do.
+            if album and album["image_url"]:
+                found[track_id] = response.json()
+                pending.discard(track_id)
         if pending:
             assert asyncio.get_running_loop().time() < deadline, f"not enriched: {pending}"
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
     return [found[i] for i in track_ids]
 
 
@@ -152,28 +156,29 @@ async def closures(stack: LocalStack) -> AsyncIterator[Redis]:
         await redis.aclose()
 
 
-async def test_extended_app_sync_enriches_with_batch_calls(client, simulator, simulator_url):
+async def test_extended_app_sync_enriches_with_batch_calls(make_client, simulator, simulator_url):
+    client = make_client()
     spotify_id = await new_spotify_user(simulator, plays=120)
     track_ids = await played_track_ids(simulator, spotify_id)
     token = await sign_in(client, simulator_url, sim_user=spotify_id)
 
-    jobs = await wait_for_idle(client, token)
+    jobs = await wait_for_idle(make_client, token)
 
     initial = next(job for job in jobs if job["job_type"] == "initial")
     assert initial["status"] == "completed", initial
     enrich = step(initial, "audio_features")
     assert enrich["status"] == "completed"
     assert enrich["items"] == len(track_ids)
-    tracks = await wait_until_enriched(client, track_ids)
+    tracks = await wait_until_enriched(make_client, track_ids)
     assert all(t["audio_features"] is not None for t in tracks)
     assert all(t["popularity"] is not None for t in tracks)
-    track_calls = await wait_for_calls(client, token, "/v1/tracks", 1)
+    track_calls = await wait_for_calls(make_client, token, "/v1/tracks", 1)
     # Batch calls only: at most one per 50 tracks, never one per track.
     assert all(call["endpoint"] == "/v1/tracks" for call in track_calls)
     assert len(track_calls) <= math.ceil(len(track_ids) / 50)
-    feature_calls = await wait_for_calls(client, token, "/v1/audio-features", 1)
+    feature_calls = await wait_for_calls(make_client, token, "/v1/audio-features", 1)
     assert all(call["endpoint"] == "/v1/audio-features" for call in feature_calls)
-    artist_calls = await api_calls(client, token, "/v1/artists")
+    artist_calls = await api_calls(make_client, token, "/v1/artists")
     assert artist_calls and all(call["endpoint"] == "/v1/artists" for call in artist_calls)
 
     track = (await client.get(f"/api/v1/tracks/{track_ids[0]}")).json()
@@ -197,29 +202,30 @@ async def test_extended_app_sync_enriches_with_batch_calls(client, simulator, si
 
 
 async def test_development_app_uses_single_lookups_and_detects_closures_once(
-    client, simulator, simulator_url, closures
+    make_client, simulator, simulator_url, closures
 ):
+    client = make_client()
     assert (await simulator.put("/_sim/mode", json={"mode": "development"})).status_code == 200
     first = await new_spotify_user(simulator, plays=25)
     first_ids = await played_track_ids(simulator, first)
     token = await sign_in(client, simulator_url, sim_user=first)
 
-    jobs = await wait_for_idle(client, token)
+    jobs = await wait_for_idle(make_client, token)
 
     initial = next(job for job in jobs if job["job_type"] == "initial")
     assert initial["status"] == "completed", initial
     detail = step(initial, "audio_features")["detail"]
     assert "audio features are not available to this app" in detail
-    tracks = await wait_until_enriched(client, first_ids)
+    tracks = await wait_until_enriched(make_client, first_ids)
     # Fields a development-mode app no longer receives are null, never invented.
     assert all(t["popularity"] is None and t["audio_features"] is None for t in tracks)
-    calls = await wait_for_calls(client, token, "/v1/tracks", len(first_ids))
+    calls = await wait_for_calls(make_client, token, "/v1/tracks", len(first_ids))
     batch = [c for c in calls if c["endpoint"] == "/v1/tracks"]
     singles = [c for c in calls if c["endpoint"].startswith("/v1/tracks/")]
     # The closed batch endpoint was called once (the detection), then single lookups.
     assert len(batch) <= 1 and all(c["status_code"] == 403 for c in batch)
     assert sorted(c["endpoint"].rsplit("/", 1)[1] for c in singles) == first_ids
-    features = await api_calls(client, token, "/v1/audio-features")
+    features = await api_calls(make_client, token, "/v1/audio-features")
     assert len(features) <= 1 and all(c["status_code"] == 403 for c in features)
     artist_id = tracks[0]["artists"][0]["spotify_id"]
     artist = (await client.get(f"/api/v1/artists/{artist_id}")).json()
@@ -229,19 +235,22 @@ async def test_development_app_uses_single_lookups_and_detects_closures_once(
     second = await new_spotify_user(simulator, plays=10)
     second_ids = await played_track_ids(simulator, second)
     token_b = await sign_in(client, simulator_url, sim_user=second)
-    await wait_for_idle(client, token_b)
-    await wait_until_enriched(client, second_ids)
-    calls_b = await wait_for_calls(client, token_b, "/v1/tracks/", len(second_ids))
+    await wait_for_idle(make_client, token_b)
+    await wait_until_enriched(make_client, second_ids)
+    calls_b = await wait_for_calls(make_client, token_b, "/v1/tracks/", len(second_ids))
     assert len(calls_b) == len(second_ids)
     assert not [
-        c for c in await api_calls(client, token_b, "/v1/tracks") if c["endpoint"] == "/v1/tracks"
+        c
+        for c in await api_calls(make_client, token_b, "/v1/tracks")
+        if c["endpoint"] == "/v1/tracks"
     ]
-    assert not await api_calls(client, token_b, "/v1/audio-features")
+    assert not await api_calls(make_client, token_b, "/v1/audio-features")
 
 
 async def test_429_storm_pauses_enrichment_which_resumes_and_completes(
-    client, simulator, simulator_url
+    make_client, simulator, simulator_url
 ):
+    client = make_client()
     spotify_id = await new_spotify_user(simulator, plays=60)
     track_ids = await played_track_ids(simulator, spotify_id)
     # More 429s than the client retries: enrichment is paused (RateLimited), then resumes.
@@ -258,7 +267,7 @@ async def test_429_storm_pauses_enrichment_which_resumes_and_completes(
     assert fault.status_code == 201, fault.text
     token = await sign_in(client, simulator_url, sim_user=spotify_id)
 
-    jobs = await wait_for_idle(client, token)
+    jobs = await wait_for_idle(make_client, token)
 
     # The enrichment step ends early, says so and leaves the rest to the background (steps
     # that run inside the pause may fail on the pause too; they are retried next sync).
@@ -266,16 +275,17 @@ async def test_429_storm_pauses_enrichment_which_resumes_and_completes(
     enrich = step(initial, "audio_features")
     assert enrich["status"] == "completed", initial
     assert "paused by Spotify's rate limit" in enrich["detail"]
-    tracks = await wait_until_enriched(client, track_ids)
+    tracks = await wait_until_enriched(make_client, track_ids)
     assert all(t["popularity"] is not None for t in tracks)
-    limited = await wait_for_calls(client, token, "/v1/tracks", 11)
+    limited = await wait_for_calls(make_client, token, "/v1/tracks", 11)
     assert sum(1 for c in limited if c["status_code"] == 429) == 10
     # Nothing was fetched twice: after the storm each batch of 50 went out once.
     ok = [c for c in limited if c["status_code"] == 200]
     assert len(ok) <= math.ceil(len(track_ids) / 50)
 
 
-async def test_unknown_ids_are_404_in_the_documented_shape(client, simulator, simulator_url):
+async def test_unknown_ids_are_404_in_the_documented_shape(make_client, simulator, simulator_url):
+    client = make_client()
     unknown = "0000000000000000000000"
     for path, detail in (
         (f"/api/v1/tracks/{unknown}", "Track not found"),
@@ -308,23 +318,24 @@ async def add_playlist(simulator: httpx.AsyncClient, user_id: str, name: str) ->
     return str(response.json()["id"])
 
 
-async def playlists_of(client: httpx.AsyncClient, token: str, **params: int) -> dict:
-    response = await client.get("/api/v1/playlists", params=params, headers=bearer(token))
+async def playlists_of(client: ClientFactory, token: str, **params: int) -> dict:
+    response = await client().get("/api/v1/playlists", params=params, headers=bearer(token))
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
 async def test_playlists_follow_spotify_additions_changes_and_deletions(
-    client, simulator, simulator_url, closures
+    make_client, simulator, simulator_url, closures
 ):
+    client = make_client()
     spotify_id = await new_spotify_user(simulator)
     keep = await add_playlist(simulator, spotify_id, "Keep")
     rename = await add_playlist(simulator, spotify_id, "Old name")
     gone = await add_playlist(simulator, spotify_id, "Deleted on Spotify")
     token = await sign_in(client, simulator_url, sim_user=spotify_id)
-    await wait_for_idle(client, token)
+    await wait_for_idle(make_client, token)
 
-    listed = await playlists_of(client, token)
+    listed = await playlists_of(make_client, token)
     assert listed["total"] == 3 and listed["page"] == 1 and listed["limit"] == 50
     assert {p["spotify_id"] for p in listed["items"]} == {keep, rename, gone}
     item = listed["items"][0]
@@ -343,33 +354,34 @@ async def test_playlists_follow_spotify_additions_changes_and_deletions(
     # A development-mode app reads the count block under its Feb 2026 name, `items`.
     assert (await simulator.put("/_sim/mode", json={"mode": "development"})).status_code == 200
 
-    job = await sync_now(client, token)
+    job = await sync_now(make_client, token)
 
     assert job["status"] == "completed", job
     assert step(job, "playlists")["detail"] == ("Synced 3 playlists: 1 added, 1 changed, 1 removed")
-    listed = await playlists_of(client, token)
+    listed = await playlists_of(make_client, token)
     by_id = {p["spotify_id"]: p for p in listed["items"]}
     assert set(by_id) == {keep, rename, added}
     assert by_id[rename]["name"] == "New name" and by_id[rename]["tracks_total"] == 7
     assert by_id[added]["tracks_total"] == 5
-    second_page = await playlists_of(client, token, page=2, limit=2)
+    second_page = await playlists_of(make_client, token, page=2, limit=2)
     assert len(second_page["items"]) == 1 and second_page["total"] == 3
 
 
 async def test_users_see_only_their_own_playlists_and_bad_paging_is_422(
-    client, simulator, simulator_url
+    make_client, simulator, simulator_url
 ):
+    client = make_client()
     alice = await new_spotify_user(simulator)
     bob = await new_spotify_user(simulator)
     alices = {await add_playlist(simulator, alice, f"Alice {n}") for n in range(2)}
     bobs = {await add_playlist(simulator, bob, "Bob's only one")}
     token_a = await sign_in(client, simulator_url, sim_user=alice)
     token_b = await sign_in(client, simulator_url, sim_user=bob)
-    await wait_for_idle(client, token_a)
-    await wait_for_idle(client, token_b)
+    await wait_for_idle(make_client, token_a)
+    await wait_for_idle(make_client, token_b)
 
-    listed_a = await playlists_of(client, token_a)
-    listed_b = await playlists_of(client, token_b)
+    listed_a = await playlists_of(make_client, token_a)
+    listed_b = await playlists_of(make_client, token_b)
     assert {p["spotify_id"] for p in listed_a["items"]} == alices
     assert {p["spotify_id"] for p in listed_b["items"]} == bobs
     assert {p["user_id"] for p in listed_b["items"]} != {p["user_id"] for p in listed_a["items"]}
