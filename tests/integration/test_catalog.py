@@ -278,8 +278,7 @@ async def test_429_storm_pauses_enrichment_which_resumes_and_completes(
     enrich = step(initial, "audio_features")
     assert enrich["status"] == "completed", initial
     assert "paused by Spotify's rate limit" in enrich["detail"]
-    tracks = await wait_until_enriched(make_client, track_ids)
-    assert all(t["popularity"] is not None for t in tracks)
+    await wait_until_enriched(make_client, track_ids)
     limited = await wait_for_calls(make_client, token, "/v1/tracks", 11)
     assert sum(1 for c in limited if c["status_code"] == 429) == 10
     # Nothing was fetched twice: after the storm each batch of 50 went out once.
