@@ -58,4 +58,3 @@ async def test_extended_app_enriches_with_batch_calls(harness: Any, clean_simula
     assert len(artists.artists) == len(artist_ids)
     assert all(a.enriched and a.HasField("followers") for a in artists.artists)
     assert any(a.genres for a in artists.artists)
-

@@ -24,11 +24,14 @@ from catalog_service.enrichment import Enricher
 from catalog_service.enrichment_queue import Kind, UserHolds
 from catalog_service.plays_consumer import PlaysStoredHandler
 from echostats_platform.streams import WorkQueue
+from echostats_spotify import SpotifyUnauthorized
 
 log = logging.getLogger(__name__)
 
 # How long a user whose token auth refused is left alone.
 HOLD_SECONDS = 600.0
+# How long a user whose enrichment failed otherwise waits before the next try.
+RETRY_SECONDS = 30.0
 # Calls one drainer turn may spend on one user before moving to the next (fairness).
 TURN_CALLS = 100
 
@@ -78,14 +81,20 @@ class EnrichmentDrainer:
                 continue
             try:
                 report = await self._enricher.enrich_user(user_id, max_calls=self._turn_calls)
-            except grpc.aio.AioRpcError as exc:
+            except (grpc.aio.AioRpcError, SpotifyUnauthorized) as exc:
                 # The token: the user is unknown to auth, has no Spotify account linked or
                 # must sign in again. Time (and the user) will fix it, not a retry loop.
                 log.info(
                     "enrichment on hold for user",
-                    extra={"user_id": user_id, "code": exc.code().name},
+                    extra={"user_id": user_id, "error": type(exc).__name__},
                 )
                 await self._holds.hold(user_id, HOLD_SECONDS)
+                continue
+            except Exception:
+                # One user's failure (Spotify down, a database hiccup) must not hold up the
+                # others: that user waits a little, the round goes on.
+                log.warning("enrichment failed for user", extra={"user_id": user_id}, exc_info=True)
+                await self._holds.hold(user_id, RETRY_SECONDS)
                 continue
             worked = worked or report.calls > 0
             if report.paused_for:
