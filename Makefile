@@ -55,7 +55,7 @@ fmt: python ## Apply ruff fixes and formatting
 test: install ## Unit + integration tests against a real local stack started by the fixtures
 	$(UV) run --frozen pytest --durations=15 $(PYTEST_ARGS)
 
-BENCHES ?= sync_latency api_log_throughput import_throughput import_memory
+BENCHES ?= sync_latency api_log_throughput import_throughput import_memory catalog_enrichment
 
 .PHONY: bench
 bench: install ## Run the benchmarks (figures printed and kept in bench/results/)
