@@ -18,6 +18,7 @@ from . import (
     audio_features,
     control,
     me,
+    playlist_items,
     playlists,
     recently_played,
     recommendations,
@@ -41,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     artists.router,
     albums.router,
     recommendations.router,
+    playlist_items.router,
 )
 
 
