@@ -144,6 +144,8 @@ def enrich_detail(report: EnrichReport, *, noted_new: int) -> str:
         )
     elif report.busy:
         parts.append("enrichment already running for this user; it continues in the background")
+    elif waiting and report.budget_exhausted:
+        parts.append(f"call budget used up; {plural(waiting, 'track')} continue in the background")
     elif waiting:
         parts.append(f"{plural(waiting, 'track')} continue in the background")
     return "; ".join(parts)
