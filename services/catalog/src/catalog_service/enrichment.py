@@ -332,12 +332,9 @@ class Enricher:
             user_id,
             [a for a in artist_ids if not (known.get(a, {}).get("enriched"))],
         )
-        stored = await self._catalog.get_tracks(str(b["id"]) for b in bodies)
-        await self._queue.add(
-            Kind.FEATURES,
-            user_id,
-            [i for i, doc in stored.items() if "features_checked_at" not in doc],
-        )
+        track_ids = [str(b["id"]) for b in bodies]
+        checked = await self._catalog.features_checked(track_ids)
+        await self._queue.add(Kind.FEATURES, user_id, [i for i in track_ids if i not in checked])
         if report is not None:
             report.tracks += len(bodies)
             report.albums += len(albums)

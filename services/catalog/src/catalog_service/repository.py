@@ -135,6 +135,10 @@ class CatalogRepository:
                 doc["audio_features"] = row["features"]
         return found
 
+    async def features_checked(self, ids: Iterable[str]) -> set[str]:
+        """The track ids whose audio features were asked of Spotify already."""
+        return set(await _get_many(self.audio_features, ids))
+
     async def get_artists(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored artists by Spotify id."""
         return await _get_many(self.artists, ids)
