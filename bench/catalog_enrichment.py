@@ -7,7 +7,7 @@ figures are the Spotify calls the simulator served for that user, by endpoint, a
 time from the note until every queue of the user is empty. The user's budget is lifted for
 the run (ECHOSTATS_ENRICH_BUDGET_CALLS) so the figure is the pipeline, not the budget.
 
-Run: `uv run --frozen python -m bench.catalog_enrichment [n_tracks]`.
+Run: `uv run --frozen python -m bench.catalog_enrichment [n_tracks] [extended|development ...]`.
 """
 
 from __future__ import annotations
@@ -120,8 +120,9 @@ async def measure(
 def main() -> None:
     """One fresh stack per mode (each run needs tracks the catalog has never seen)."""
     n = int(sys.argv[1]) if len(sys.argv) > 1 else TRACKS
+    modes = sys.argv[2:] or ["extended", "development"]
     figures: dict[str, object] = {}
-    for mode in ("extended", "development"):
+    for mode in modes:
         with local_stack(ENV) as stack:
             figures[mode] = asyncio.run(
                 measure(
@@ -134,7 +135,8 @@ def main() -> None:
                 )
             )
         print(mode, figures[mode], flush=True)
-    write_result("catalog_enrichment", figures)
+    suffix = "" if len(modes) == 2 else "_" + "_".join(modes)
+    write_result("catalog_enrichment" + suffix, figures)
 
 
 if __name__ == "__main__":
