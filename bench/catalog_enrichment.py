@@ -47,12 +47,6 @@ def user_id_of(token: str) -> str:
     return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
 
 
-def endpoint_kind(path: str) -> str:
-    """`/v1/tracks` (batch) or `/v1/tracks/{id}` (single), and so on."""
-    parts = path.strip("/").split("/")
-    return "/" + "/".join(parts[:2]) + ("/{id}" if len(parts) > 2 else "")
-
-
 async def measure(
     mode: str, gateway_url: str, simulator_url: str, redis_url: str, catalog_addr: str, n: int
 ) -> dict[str, object]:
@@ -94,12 +88,23 @@ async def measure(
                 break
             await asyncio.sleep(0.5)
         wall = time.perf_counter() - started
-        log = (await simulator.get("/_sim/requests", params={"user_id": spotify_id})).json()
-        by_endpoint = Counter(
-            endpoint_kind(r["path"])
-            for r in log["requests"]
-            if r["path"].startswith("/v1/") and not r["path"].startswith("/v1/me")
-        )
+        await asyncio.sleep(3)  # call records reach the log in batches
+        # Counted from the user's API log (the simulator keeps only its last 10,000 requests);
+        # it includes the initial sync's few calls (top items' artists, features).
+        by_endpoint = Counter[str]()
+        headers = {"Authorization": f"Bearer {token}"}
+        for family in ("/v1/tracks", "/v1/artists", "/v1/albums", "/v1/audio-features"):
+            for pattern, label in ((family + "/", family + "/{id}"), (family, family)):
+                page = await client.get(
+                    "/api/v1/api-logs",
+                    params={"endpoint_contains": pattern, "limit": 1},
+                    headers=headers,
+                )
+                page.raise_for_status()
+                by_endpoint[label] = int(page.json()["total"]) - sum(
+                    v for k, v in by_endpoint.items() if k.startswith(family + "/")
+                )
+        by_endpoint = Counter({k: v for k, v in by_endpoint.items() if v})
         known = await catalog.DescribeKnownTracks(
             catalog_pb.BatchGetRequest(spotify_ids=track_ids[:500])
         )
