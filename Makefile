@@ -84,7 +84,7 @@ fmt: python ## Apply ruff fixes and formatting
 test: install ## Unit + integration tests against a real local stack started by the fixtures
 	$(UV) run --frozen pytest --durations=15 $(PYTEST_ARGS)
 
-BENCHES ?= sync_latency api_log_throughput import_throughput import_memory analytics load
+BENCHES ?= sync_latency api_log_throughput import_throughput import_memory analytics catalog_enrichment load
 SOAK_MINUTES ?= 30
 SOAK_RATE ?= 20
 

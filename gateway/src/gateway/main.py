@@ -24,6 +24,7 @@ from gateway.routers import (
     player,
     sync_jobs,
 )
+from gateway.routers import catalog as catalog_routes
 from gateway.routers import top_lists as top_list_routes
 from gateway.settings import GatewaySettings
 
@@ -66,6 +67,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(api_logs.router)
     app.include_router(analytics_routes.router)
     app.include_router(top_list_routes.router)
+    # After top_lists: its /tracks/top must win over catalog's /tracks/{track_id}.
+    app.include_router(catalog_routes.router)
     app.include_router(player.router)
     app.include_router(browse.router)
     app.include_router(library.router)

@@ -1,4 +1,4 @@
-"""Fixtures for the ingestion tests: real FerretDB, Redis, simulator, auth and observability.
+"""Fixtures for the ingestion tests: real FerretDB, Redis, simulator, auth, observability, catalog.
 
 Redis and FerretDB are the session's shared servers (devstack pytest plugin). Each test
 module gets its own databases (ingestion, auth, observability; dropped at the end) and its
@@ -34,6 +34,8 @@ from analytics_service.server import open_server as open_analytics_server
 from analytics_service.settings import AnalyticsSettings
 from auth_service.server import open_server as open_auth_server
 from auth_service.settings import AuthSettings
+from catalog_service.server import open_server as open_catalog_server
+from catalog_service.settings import CatalogSettings
 from echostats.auth.v1 import auth_service_pb2 as auth_pb
 from echostats.auth.v1 import auth_service_pb2_grpc as auth_grpc
 from echostats.ingestion.v1 import ingestion_service_pb2 as pb
@@ -328,6 +330,19 @@ async def harness(
             spotify_max_retry_after_seconds=3.0,
         )
         ingestion = await stack.enter_async_context(_serving(open_ingestion_server, settings))
+        # The worker's audio_features, playlists and top_items steps are catalog RPCs.
+        catalog_settings = CatalogSettings(
+            **common,
+            **spotify,
+            mongodb_database=f"ingestion_test_catalog_{suffix}",
+            auth_addr=f"{LOOPBACK}:{auth.port}",
+            observability_addr=f"{LOOPBACK}:{obs.port}",
+            ingestion_addr=f"{LOOPBACK}:{ingestion.port}",
+            # Ingestion's tests check the steps, not catalog's background enrichment.
+            enrich_background=False,
+        )
+        catalog = await stack.enter_async_context(_serving(open_catalog_server, catalog_settings))
+        settings = settings.model_copy(update={"catalog_addr": f"{LOOPBACK}:{catalog.port}"})
         # The sync pipeline's last step calls analytics: a real one (its stream consumers off,
         # the catalog nowhere, so it rolls up with names only).
         analytics_settings = AnalyticsSettings(
@@ -364,7 +379,7 @@ async def harness(
                 await channel.close()
             await mongo.close()
     await redis.aclose()
-    for each in (settings, auth_settings, obs_settings, analytics_settings):
+    for each in (settings, auth_settings, obs_settings, analytics_settings, catalog_settings):
         await _drop(each)
 
 

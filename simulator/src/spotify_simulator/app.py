@@ -13,15 +13,20 @@ from fastapi import APIRouter, FastAPI
 
 from . import (
     accounts,
+    albums,
+    artists,
     audio_features,
     browse,
     control,
     library,
     me,
     player,
+    playlist_items,
     playlists,
     recently_played,
+    recommendations,
     top,
+    tracks,
 )
 from .config import SimulatorConfig
 from .errors import install_error_handlers
@@ -39,6 +44,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     player.router,
     browse.router,
     library.router,
+    tracks.router,
+    artists.router,
+    albums.router,
+    recommendations.router,
+    playlist_items.router,
 )
 
 

@@ -6,9 +6,10 @@ recorded as failed and the next steps still run, so nothing an earlier step stor
 The job then finishes COMPLETED when every step completed or was skipped, or FAILED with
 "<action>: <reason>" for each failed step. items_processed = new plays stored.
 
-Only recently_played does real work today. The catalog and analytics services do not exist
-yet, so the other four are recorded as SKIPPED with the reason; each is one small method
-that the catalog and analytics issues replace. Nothing claims work that was not done.
+recently_played stores plays here; audio_features, playlists and top_items are catalog
+RPCs (EnrichForUser, SyncPlaylists, SyncTopItems) that report their own honest counts;
+analytics_refresh is SKIPPED until the analytics issue replaces it. Nothing claims work
+that was not done.
 
 Restart safety: the work queue redelivers a job whose worker died, so every part of a run
 is idempotent. MarkJobRunning may be called again; plays dedupe by `_id`; the cursor only
@@ -26,17 +27,30 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import grpc
 from pymongo.errors import PyMongoError
 
 from echostats.analytics.v1 import analytics_service_pb2 as analytics_pb
 from echostats.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
-from echostats_grpc.client import error_reason
+from echostats.catalog.v1 import catalog_service_pb2 as catalog_pb
+from echostats.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
+from echostats_grpc.client import error_reason, error_retry_after
 from echostats_grpc.timestamps import to_timestamp
 from echostats_platform.errors import REASON_REAUTH_REQUIRED, Unauthenticated
-from echostats_spotify import Priority, RateLimited, SpotifyClient, SpotifyHTTPError
-from echostats_spotify.errors import REASON_DEADLINE_EXCEEDED
+from echostats_spotify import (
+    Priority,
+    RateLimited,
+    SpotifyClient,
+    SpotifyHTTPError,
+    SpotifyUpstreamError,
+)
+from echostats_spotify.errors import (
+    REASON_DEADLINE_EXCEEDED,
+    REASON_QUOTA_EXCEEDED,
+    REASON_RATE_LIMITED,
+)
 from ingestion_service.job_ledger import JobEnded, JobLedgerClient, StepRecord, StepStatus
 from ingestion_service.models import InsertOutcome, PlaySource
 from ingestion_service.queues import JobMessage, PlaysStoredPublisher
@@ -90,6 +104,39 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, PyMongoError):
         return "Database error while storing plays"
     return f"Internal error ({type(exc).__name__})"
+
+
+# A catalog step may fetch a few hundred tracks from Spotify (development-mode apps look
+# them up one by one), within its budget; it reports what is left to the background.
+CATALOG_STEP_TIMEOUT_SECONDS = 120.0
+
+
+def _step_outcome(report: catalog_pb.StepReport) -> StepOutcome:
+    """A catalog StepReport as this pipeline's outcome."""
+    try:
+        status = StepStatus(report.status)
+    except ValueError:
+        status = StepStatus.COMPLETED
+    return StepOutcome(status, report.detail, int(report.items))
+
+
+def _from_catalog_error(exc: grpc.aio.AioRpcError) -> BaseException:
+    """Catalog's Spotify failures as Spotify errors (so `describe_failure` names them)."""
+    reason = error_reason(exc)
+    if reason in (REASON_RATE_LIMITED, REASON_QUOTA_EXCEEDED):
+        return RateLimited(
+            exc.details() or "Spotify rate limit",
+            quota_exceeded=reason == REASON_QUOTA_EXCEEDED,
+            retry_after=error_retry_after(exc),
+            status_code=429,
+            method="GET",
+            endpoint="",
+        )
+    if reason == "UPSTREAM_ERROR":
+        return SpotifyUpstreamError(
+            exc.details() or "Spotify failed", status_code=502, method="GET", endpoint=""
+        )
+    return exc
 
 
 @dataclass
@@ -164,6 +211,8 @@ class SyncPipeline:
         first_sync_max_pages: int,
         max_forward_pages: int,
         analytics: analytics_grpc.AnalyticsServiceStub | None = None,
+        catalog: catalog_grpc.CatalogServiceStub | None = None,
+        catalog_timeout: float = CATALOG_STEP_TIMEOUT_SECONDS,
     ) -> None:
         self._analytics = analytics
         self._ledger = ledger
@@ -173,11 +222,13 @@ class SyncPipeline:
         self._events = events
         self._first_sync_max_pages = first_sync_max_pages
         self._max_forward_pages = max_forward_pages
+        self._catalog = catalog
+        self._catalog_timeout = catalog_timeout
         self.steps: tuple[Step, ...] = (
             Step(RECENTLY_PLAYED, self.recently_played, "Fetching recently played tracks"),
-            Step(AUDIO_FEATURES, self.audio_features),
-            Step(PLAYLISTS, self.playlists),
-            Step(TOP_ITEMS, self.top_items),
+            Step(AUDIO_FEATURES, self.audio_features, "Enriching new tracks"),
+            Step(PLAYLISTS, self.playlists, "Syncing playlists"),
+            Step(TOP_ITEMS, self.top_items, "Syncing top items"),
             Step(ANALYTICS_REFRESH, self.analytics_refresh),
         )
 
@@ -308,22 +359,46 @@ class SyncPipeline:
         return StepOutcome(StepStatus.COMPLETED, detail, run.new)
 
     async def audio_features(self, run: SyncRun) -> StepOutcome:
-        """Enrich new tracks with audio features (the catalog issue replaces this)."""
-        return StepOutcome(
-            StepStatus.SKIPPED, "Catalog enrichment not available yet (no catalog service)"
-        )
+        """Enrich the tracks of this run's plays (metadata and audio features) in catalog.
+
+        Catalog reads the plays of the run's range back from ingestion, fetches what it can
+        within the step's share of the user's budget and leaves the rest to its background
+        drainer; the step reports catalog's own counts.
+        """
+        if self._catalog is None:
+            return StepOutcome(StepStatus.SKIPPED, "Catalog service not configured")
+        message = run.message
+        request = catalog_pb.EnrichForUserRequest(user_id=message.user_id, job_id=message.job_id)
+        if run.attempt > 1 and run.fetched > 0:
+            first, last = run.seen_first, run.seen_last
+        else:
+            first, last = run.stored.first_inserted_at, run.stored.last_inserted_at
+        if first is not None and last is not None:
+            request.played_from.CopyFrom(to_timestamp(first))
+            request.played_to.CopyFrom(to_timestamp(last))
+        report = await self._call_catalog(self._catalog.EnrichForUser, request)
+        return _step_outcome(report)
 
     async def playlists(self, run: SyncRun) -> StepOutcome:
-        """Sync the user's playlists (the catalog issue replaces this)."""
-        return StepOutcome(
-            StepStatus.SKIPPED, "Playlist sync not available yet (no catalog service)"
-        )
+        """Sync the user's playlists in catalog (additions, changes and deletions)."""
+        if self._catalog is None:
+            return StepOutcome(StepStatus.SKIPPED, "Catalog service not configured")
+        request = catalog_pb.UserRequest(user_id=run.message.user_id, job_id=run.message.job_id)
+        return _step_outcome(await self._call_catalog(self._catalog.SyncPlaylists, request))
 
     async def top_items(self, run: SyncRun) -> StepOutcome:
-        """Sync the user's top artists and tracks (the catalog issue replaces this)."""
-        return StepOutcome(
-            StepStatus.SKIPPED, "Top items sync not available yet (no catalog service)"
-        )
+        """Sync the user's top tracks and artists in catalog."""
+        if self._catalog is None:
+            return StepOutcome(StepStatus.SKIPPED, "Catalog service not configured")
+        request = catalog_pb.UserRequest(user_id=run.message.user_id, job_id=run.message.job_id)
+        return _step_outcome(await self._call_catalog(self._catalog.SyncTopItems, request))
+
+    async def _call_catalog(self, rpc: Any, request: Any) -> catalog_pb.StepReport:
+        """Call a catalog step RPC; Spotify failures it reports come back as Spotify errors."""
+        try:
+            return await rpc(request, timeout=self._catalog_timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _from_catalog_error(exc) from exc
 
     async def analytics_refresh(self, run: SyncRun) -> StepOutcome:
         """Roll the fetched plays' days into analytics and refresh the user's snapshots.

@@ -31,6 +31,7 @@ import grpc
 
 from echostats.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from echostats.auth.v1 import auth_service_pb2 as auth_pb
+from echostats.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
 from echostats_grpc.client import create_channel
 from echostats_grpc.service_clients import AuthTokenProvider, ObservabilityCallSink
 from echostats_platform.context import request_id_var
@@ -78,6 +79,7 @@ class IngestionWorker:
         *,
         consumer: str | None = None,
         analytics: analytics_grpc.AnalyticsServiceStub | None = None,
+        catalog: catalog_grpc.CatalogServiceStub | None = None,
     ) -> None:
         settings = runtime.settings
         self.settings = settings
@@ -92,6 +94,7 @@ class IngestionWorker:
             first_sync_max_pages=settings.first_sync_max_pages,
             max_forward_pages=settings.sync_max_forward_pages,
             analytics=analytics,
+            catalog=catalog,
         )
         self.demo_history = DemoHistoryJob(
             ledger=runtime.ledger,
@@ -287,17 +290,22 @@ async def open_worker(
             settings.analytics_addr,
             default_timeout=max(30.0, settings.grpc_default_timeout_seconds),
         )
+        catalog_channel = create_channel(
+            settings.catalog_addr, default_timeout=settings.grpc_default_timeout_seconds
+        )
         try:
             worker = IngestionWorker(
                 runtime,
                 clients.api,
                 consumer=consumer,
                 analytics=analytics_grpc.AnalyticsServiceStub(analytics_channel),
+                catalog=catalog_grpc.CatalogServiceStub(catalog_channel),
             )
             await worker.prepare()
             yield worker
         finally:
             await analytics_channel.close()
+            await catalog_channel.close()
             await clients.aclose()
             # Before the channels close: the last call records still reach observability.
             await buffered.aclose()
