@@ -8,7 +8,8 @@ The job then finishes COMPLETED when every step completed or was skipped, or FAI
 
 recently_played stores plays here; audio_features, playlists and top_items are catalog
 RPCs (EnrichForUser, SyncPlaylists, SyncTopItems) that report their own honest counts;
-analytics_refresh is SKIPPED until the analytics issue replaces it. Nothing claims work
+analytics_refresh is analytics' RefreshAfterSync (roll up the fetched days, refresh the
+snapshots), SKIPPED with the reason when analytics is unreachable. Nothing claims work
 that was not done.
 
 Restart safety: the work queue redelivers a job whose worker died, so every part of a run
