@@ -55,6 +55,17 @@ IDOR_TABLE: dict[str, Probe] = {
     "GET /api/v1/browse/categories": Probe(shows_owner_data=False),
     "GET /api/v1/library/followed-artists": Probe(shows_owner_data=False),
     "GET /api/v1/library/saved-albums": Probe(shows_owner_data=False),
+    # Aggregates of the user's own plays (Spotify ids of tracks, not of users): A's user
+    # id, plays and jobs never appear in B's answer.
+    "GET /api/v1/analytics/overview": Probe(shows_owner_data=False),
+    "GET /api/v1/analytics/trend": Probe(shows_owner_data=False),
+    "GET /api/v1/analytics/rollup-status": Probe(shows_owner_data=False),
+    "GET /api/v1/tracks/top": Probe(shows_owner_data=False),
+    "GET /api/v1/artists/top": Probe(shows_owner_data=False),
+    "GET /api/v1/albums/top": Probe(shows_owner_data=False),
+    "GET /api/v1/genres/distribution": Probe(shows_owner_data=False),
+    "GET /api/v1/recommendations": Probe(shows_owner_data=False),
+    "GET /api/v1/playlists": Probe(shows_owner_data=False),
 }
 
 
