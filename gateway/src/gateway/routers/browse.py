@@ -21,7 +21,11 @@ from gateway.schemas.browse import (
     NewReleasesOut,
 )
 
-router = APIRouter(prefix="/api/v1/browse", tags=["browse"])
+router = APIRouter(
+    prefix="/api/v1/browse",
+    tags=["browse"],
+    responses={502: {"description": "Spotify failed (5xx after bounded retries)"}},
+)
 
 
 def _limit(default: int) -> object:

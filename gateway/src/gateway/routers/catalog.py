@@ -106,7 +106,11 @@ def playlist_item(playlist: catalog_pb.Playlist) -> PlaylistItem:
     )
 
 
-@router.get("/api/v1/tracks/{track_id}", response_model=TrackDetail)
+@router.get(
+    "/api/v1/tracks/{track_id}",
+    response_model=TrackDetail,
+    responses={404: {"description": '`{"detail": "Track not found"}`'}},
+)
 async def get_track(track_id: str, token: SessionToken, clients: Clients) -> TrackDetail:
     """One track by Spotify id (no auth needed; 404 `Track not found`)."""
     request = catalog_pb.GetTrackRequest(spotify_id=track_id)
@@ -116,7 +120,11 @@ async def get_track(track_id: str, token: SessionToken, clients: Clients) -> Tra
     return track_detail(await clients.catalog.GetTrack(request))
 
 
-@router.get("/api/v1/artists/{artist_id}", response_model=ArtistDetail)
+@router.get(
+    "/api/v1/artists/{artist_id}",
+    response_model=ArtistDetail,
+    responses={404: {"description": '`{"detail": "Artist not found"}`'}},
+)
 async def get_artist(artist_id: str, token: SessionToken, clients: Clients) -> ArtistDetail:
     """One artist by Spotify id (no auth needed; 404 `Artist not found`)."""
     request = catalog_pb.GetArtistRequest(spotify_id=artist_id)

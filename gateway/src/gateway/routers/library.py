@@ -15,7 +15,11 @@ from gateway.schemas.library import (
     SavedAlbumsOut,
 )
 
-router = APIRouter(prefix="/api/v1/library", tags=["library"])
+router = APIRouter(
+    prefix="/api/v1/library",
+    tags=["library"],
+    responses={502: {"description": "Spotify failed (5xx after bounded retries)"}},
+)
 
 Limit = Annotated[int, Query(ge=1, le=50, description="Number of items (1-50)")]
 

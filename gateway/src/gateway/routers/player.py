@@ -23,7 +23,15 @@ from gateway.schemas.player import (
     QueueOut,
 )
 
-router = APIRouter(prefix="/api/v1/player", tags=["player"])
+# What Spotify's refusals map to (README "Player, browse and library"), for the document.
+SPOTIFY_REFUSALS: dict[int | str, dict[str, str]] = {
+    400: {"description": "A body that is not JSON"},
+    403: {"description": "PREMIUM_REQUIRED or another refusal of the account or device"},
+    404: {"description": "NO_ACTIVE_DEVICE"},
+    409: {"description": "Any other player refusal, with Spotify's reason in `detail`"},
+    502: {"description": "Spotify failed (5xx after bounded retries)"},
+}
+router = APIRouter(prefix="/api/v1/player", tags=["player"], responses=SPOTIFY_REFUSALS)
 
 QUEUE_MAX_ITEMS = 20
 
