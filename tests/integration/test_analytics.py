@@ -1,9 +1,9 @@
 """Analytics end to end: sync → analytics step → snapshots, through the gateway.
 
 The figures are checked against a recomputation from the user's own history
-(GET /api/v1/history) in UTC (the stack's analytics time zone). The catalog of this branch
-answers UNIMPLEMENTED, so genres are empty and audio features null; every other figure is
-real.
+(GET /api/v1/history) in UTC (the stack's analytics time zone). Audio features and
+genres are checked against what the real catalog service holds after the sync enriched
+the tracks (read over gRPC), weighted by plays.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
+from echostats.catalog.v1 import catalog_service_pb2 as catalog_pb
+from echostats.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
+from echostats_grpc.client import create_channel
 from tests.integration.support import sign_in
 
 pytestmark = pytest.mark.integration
@@ -105,7 +108,30 @@ def played_day(play: dict) -> date:
     return datetime.fromisoformat(play["played_at"].replace("Z", "+00:00")).astimezone(UTC).date()
 
 
-async def test_overview_trend_and_top_lists_match_the_history(client, simulator, simulator_url):
+FEATURES = ("danceability", "energy", "valence", "acousticness", "instrumentalness")
+
+
+async def catalog_truth(stack, track_ids: set[str]) -> tuple[dict, dict]:
+    """What catalog knows: audio features by track id, and genres of each track's artists."""
+    async with create_channel(stack.service_addrs["catalog"], default_timeout=10) as channel:
+        catalog = catalog_grpc.CatalogServiceStub(channel)
+        tracks = await catalog.BatchGetTracks(catalog_pb.BatchGetRequest(spotify_ids=track_ids))
+        artist_ids = {a.spotify_id for t in tracks.tracks for a in t.artists[:1]}
+        genres = await catalog.GetArtistGenres(catalog_pb.BatchGetRequest(spotify_ids=artist_ids))
+    features = {
+        t.spotify_id: t.audio_features for t in tracks.tracks if t.HasField("audio_features")
+    }
+    track_genres = {
+        t.spotify_id: list(genres.genres_by_artist[t.artists[0].spotify_id].genres)
+        for t in tracks.tracks
+        if t.artists and t.artists[0].spotify_id in genres.genres_by_artist
+    }
+    return features, track_genres
+
+
+async def test_overview_trend_and_top_lists_match_the_history(
+    client, simulator, simulator_url, stack
+):
     token = await signed_in_listener(client, simulator, simulator_url, plays=70)
     jobs = (await client.get("/api/v1/sync-jobs", headers=bearer(token))).json()["items"]
     initial = next(job for job in jobs if job["job_type"] == "initial")
@@ -161,7 +187,26 @@ async def test_overview_trend_and_top_lists_match_the_history(client, simulator,
             "image_url",
             "rank",
         }
-        assert overview["avg_audio_features"] is None  # no catalog in this branch
+        # Audio features and genres against catalog's own data (the sync enriched it),
+        # weighted by plays: a brute-force recomputation.
+        features, track_genres = await catalog_truth(
+            stack, {p["track"]["spotify_id"] for p in plays}
+        )
+        with_features = [p for p in plays if p["track"]["spotify_id"] in features]
+        if with_features:
+            for name in FEATURES:
+                expected = sum(
+                    getattr(features[p["track"]["spotify_id"]], name) for p in with_features
+                ) / len(with_features)
+                assert abs(overview["avg_audio_features"][name] - expected) < 0.001, name
+        else:
+            assert overview["avg_audio_features"] is None
+        genre_counts = Counter(
+            g for p in plays for g in track_genres.get(p["track"]["spotify_id"], [])
+        )
+        assert overview["unique_genres"] == len(genre_counts)
+        for item in overview["top_genres"]:
+            assert genre_counts[item["name"]] == item["play_count"], item
         assert overview["computed_at"].endswith("Z")
         assert overview["listening_streak_days"] >= 1
 
