@@ -16,6 +16,7 @@ expired access token mid-sync (test_sync_and_history.py).
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import timedelta
 
@@ -112,11 +113,17 @@ async def trigger(client, token: str) -> str:
 
 
 async def sync_until_completed(client, token: str) -> dict:
-    """Sync until one completes (after a fault the first may still fail)."""
-    for _ in range(3):
+    """Sync until one completes (after a fault the first may still fail).
+
+    A step refused by a rate-limit pause that is still running says for how long
+    ("retry after N s"): the next try waits that out, as a client would.
+    """
+    for _ in range(4):
         job = await wait_for_end(client, token, await trigger(client, token))
         if job["status"] == "completed":
             return job
+        pause = re.search(r"retry after (\d+) s", job.get("error_message") or "")
+        await asyncio.sleep(int(pause.group(1)) + 0.5 if pause else 0.5)
     raise AssertionError(f"no sync completed after the fault: {job}")
 
 

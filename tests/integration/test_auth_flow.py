@@ -209,8 +209,10 @@ async def test_refresh_really_refreshes(client, simulator, simulator_url):
     assert response.status_code == 200
     assert response.json() == {"status": "refreshed"}
     calls = (await simulator.get("/_sim/requests", params={"path_prefix": "/api/token"})).json()
-    assert calls["count"] == 1
-    assert calls["requests"][0]["method"] == "POST"
+    # Background work of other users (syncs, enrichment) may refresh their tokens meanwhile.
+    bobs = [call for call in calls["requests"] if call["user_id"] == "sim_bob"]
+    assert len(bobs) == 1, calls
+    assert bobs[0]["method"] == "POST"
     after = (await client.get("/api/v1/auth/status", headers=bearer(token))).json()
     assert after["token_expires_at"] > before["token_expires_at"]
 

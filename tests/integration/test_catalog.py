@@ -116,9 +116,12 @@ async def wait_for_calls(
 
 
 async def wait_until_enriched(
-    client: ClientFactory, track_ids: list[str], timeout: float = 90.0
+    client: ClientFactory, track_ids: list[str], timeout: float = 90.0, *, features: bool = False
 ) -> list[dict]:
-    """Poll the (anonymous, store-only) track endpoint until every track is enriched."""
+    """Poll the (anonymous, store-only) track endpoint until every track is enriched.
+
+    `features`: also wait for the audio features (a queue of their own, often a round later).
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     pending = set(track_ids)
     found: dict[str, dict] = {}
@@ -130,6 +133,8 @@ async def wait_until_enriched(
             album = response.json().get("album") if response.status_code == 200 else None
             # Placeholders from plays have no album image; enriched tracks do.
             if album and album["image_url"]:
+                if features and response.json()["audio_features"] is None:
+                    continue
                 found[track_id] = response.json()
                 pending.discard(track_id)
         if pending:
@@ -170,7 +175,7 @@ async def test_extended_app_sync_enriches_with_batch_calls(make_client, simulato
     assert enrich["status"] == "completed"
     # Tracks an earlier test of the session enriched already are not fetched again.
     assert 0 < enrich["items"] <= len(track_ids)
-    tracks = await wait_until_enriched(make_client, track_ids)
+    tracks = await wait_until_enriched(make_client, track_ids, features=True)
     assert all(t["audio_features"] is not None for t in tracks)
     assert all(t["popularity"] is not None for t in tracks)
     track_calls = await wait_for_calls(make_client, token, "/v1/tracks", 1)
