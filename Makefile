@@ -44,7 +44,7 @@ protos: ## Generate the gRPC/protobuf stubs into libs/protos
 .PHONY: ferretdb
 ferretdb: $(FERRETDB) ## Build the FerretDB v1.24.2 launcher (SQLite backend)
 
-$(FERRETDB): tools/ferretdb-launcher/main.go tools/ferretdb-launcher/go.mod tools/ferretdb-launcher/go.sum
+$(FERRETDB): $(wildcard tools/ferretdb-launcher/*.go) tools/ferretdb-launcher/go.mod tools/ferretdb-launcher/go.sum
 	@mkdir -p $(LOCAL_BIN)
 	cd tools/ferretdb-launcher && CGO_ENABLED=0 go build -trimpath -o ../../$(FERRETDB) .
 

@@ -4,7 +4,9 @@
 // It embeds the github.com/FerretDB/FerretDB/ferretdb package instead of building the
 // upstream CLI: `go install .../cmd/ferretdb@v1.24.2` panics at start because the module
 // zip lacks build/version/version.txt (FerretDB issue #2982). Embedding sidesteps that and
-// keeps telemetry off and locked.
+// keeps telemetry off and locked. It also gives every collection an `_id` index FerretDB's
+// lookups can use (id_index.go): without it each find, update or delete by `_id` scans
+// the whole table.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -25,6 +28,7 @@ func main() {
 	dataDir := flag.String("data-dir", "", "directory holding one SQLite file per database (created if missing)")
 	portFile := flag.String("port-file", "", "optional file the chosen MongoDB URI is written to once listening")
 	logLevel := flag.String("log-level", "error", "debug, info, warn or error (FerretDB logs every connection at info)")
+	indexEvery := flag.Duration("id-index-interval", time.Second, "how often new collection tables get the `_id` lookup index (id_index.go); 0 disables it")
 	flag.Parse()
 
 	if *dataDir == "" {
@@ -61,6 +65,16 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+
+	if *indexEvery > 0 {
+		// Existing tables first, before FerretDB takes writes: indexing a big table holds
+		// the write lock for a while.
+		indexer := newIDIndexer(abs, logger)
+		if made := indexer.pass(ctx); made > 0 {
+			logger.Info("added _id lookup indexes", "count", made)
+		}
+		go indexer.run(ctx, *indexEvery)
+	}
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()

@@ -12,7 +12,7 @@ from echostats_devstack.errors import StackError
 
 FERRETDB_BINARY = Path(".local/bin/ferretdb-launcher")
 FERRETDB_SOURCE = Path("tools/ferretdb-launcher")
-_FERRETDB_SOURCES = ("main.go", "go.mod", "go.sum")
+_FERRETDB_SOURCES = ("main.go", "id_index.go", "go.mod", "go.sum")
 # A cold build compiles modernc's transpiled SQLite; give it time on a slow machine.
 FERRETDB_BUILD_TIMEOUT_SECONDS = 900
 

@@ -98,6 +98,11 @@ class FerretDBServer(BackingServer):
         """MongoDB URI with directConnection=true (it is a standalone server)."""
         return self._stack.mongodb_uri
 
+    @property
+    def data_dir(self) -> Path:
+        """The directory of its SQLite files (one per database)."""
+        return self._stack.run_dir / "ferretdb"
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
