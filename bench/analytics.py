@@ -300,6 +300,7 @@ async def measure(stack: Any, export: Path) -> dict[str, Any]:
             stack.gateway_url, headers, "all_time"
         )
         figures["overview_100k_week"] = await overview_latency(stack.gateway_url, headers, "week")
+        write_result("analytics", figures)
 
         started = time.perf_counter()
         build = (await client.post("/api/v1/analytics/rollup-build", headers=headers)).json()
@@ -314,10 +315,13 @@ async def measure(stack: Any, export: Path) -> dict[str, Any]:
             ),
             "detail": job["steps"][0]["detail"],
         }
+        write_result("analytics", figures)
         figures["refresh_after_sync_100k"] = await refresh_after_sync(
             stack, client, headers, user_id
         )
 
+        # Written after each stage, so a run cut short still leaves its figures.
+        write_result("analytics", figures)
         big_headers = await sign_in_new_user(client, stack.simulator_url)
         big_user = await user_id_of(client, big_headers)
         figures["seed_1m_rollups"] = await seed_rollups(stack, big_user, big_history())

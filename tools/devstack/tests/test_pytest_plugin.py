@@ -78,11 +78,11 @@ def _lookup_plan(data_dir: Path, database: str, collection: str) -> str:
             "SELECT table_name FROM _ferretdb_collections WHERE name = ?", (collection,)
         ).fetchone()
         # The statement of FerretDB's sqlite backend (metadata.IDColumn) for find/update/delete.
-        rows = sqlite.execute(
-            f"EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM \"{table}\" "
-            "WHERE _ferretdb_sjson->'$._id' = ?",
-            ('"x"',),
-        ).fetchall()
+        statement = (
+            f'EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM "{table}" '  # noqa: S608 - FerretDB's table
+            "WHERE _ferretdb_sjson->'$._id' = ?"
+        )
+        rows = sqlite.execute(statement, ('"x"',)).fetchall()
         return " ".join(str(row[-1]) for row in rows)
     finally:
         sqlite.close()

@@ -39,13 +39,13 @@ from analytics_service.catalog_client import CatalogView
 from analytics_service.periods import ALL_PERIODS, Period, month_bounds
 from analytics_service.repository import (
     LIST_FIELDS,
-    MonthRollups,
+    MonthSummary,
     RollupRepository,
     RollupState,
     SnapshotRepository,
     snapshot_id,
 )
-from analytics_service.rollups import Item, Merged
+from analytics_service.rollups import Item, Merged, Rollup
 from echostats_platform.context import deadline_var
 from echostats_platform.lease import Lease
 from echostats_platform.timeutil import utc_now
@@ -106,20 +106,35 @@ class MonthCache:
         self._rollups = rollups
         self._user_id = user_id
         self._version: str | None = None
-        self._months: dict[str, MonthRollups | None] = {}
+        self._summaries: dict[str, MonthSummary | None] = {}
+        self._days: dict[str, dict[str, Rollup] | None] = {}
         self._lock = asyncio.Lock()
 
-    async def get(self, state: RollupState, months: list[str]) -> dict[str, MonthRollups]:
-        """The month documents of `months` that exist, as of (at least) `state`."""
+    async def summaries(self, state: RollupState, months: list[str]) -> dict[str, MonthSummary]:
+        """The summaries of `months` that exist, as of (at least) `state`."""
         async with self._lock:
-            if self._version != state.version:
-                self._version, self._months = state.version, {}
-            missing = [month for month in months if month not in self._months]
+            self._check(state)
+            missing = [month for month in months if month not in self._summaries]
             if missing:
-                found = await self._rollups.months(self._user_id, missing)
+                found = await self._rollups.summaries(self._user_id, missing)
                 for month in missing:
-                    self._months[month] = found.get(month)
-            return {m: doc for m in months if (doc := self._months[m]) is not None}
+                    self._summaries[month] = found.get(month)
+            return {m: doc for m in months if (doc := self._summaries[m]) is not None}
+
+    async def days(self, state: RollupState, months: list[str]) -> dict[str, dict[str, Rollup]]:
+        """The day rollups of `months` that exist, as of (at least) `state`."""
+        async with self._lock:
+            self._check(state)
+            missing = [month for month in months if month not in self._days]
+            if missing:
+                found = await self._rollups.month_days(self._user_id, missing)
+                for month in missing:
+                    self._days[month] = found.get(month)
+            return {m: doc for m in months if (doc := self._days[m]) is not None}
+
+    def _check(self, state: RollupState) -> None:
+        if self._version != state.version:
+            self._version, self._summaries, self._days = state.version, {}, {}
 
 
 class SnapshotService:
@@ -289,29 +304,39 @@ class SnapshotService:
             if (first is None or month_bounds(month)[1] >= first) and month_bounds(month)[0] <= last
         ]
         cache = cache or MonthCache(self._rollups, user_id)
-        docs = await cache.get(state, months)
+        summaries = await cache.summaries(state, months)
+
+        def inside(day: str) -> bool:
+            return (first is None or day >= first.isoformat()) and day <= last.isoformat()
+
+        # A month wholly inside the window adds its summary; one the window cuts through
+        # adds the days inside it (read only for those months).
+        cut = [
+            month
+            for month, doc in summaries.items()
+            if not all(inside(day) for day in doc.day_totals)
+        ]
+        cut_days = await cache.days(state, cut)
+        read_done = time.perf_counter()
         merged = Merged()
         per_day: dict[str, tuple[int, int]] = {}
-        for month in sorted(docs):
-            doc = docs[month]
-            days = doc.days
-            inside = {
-                day: rollup
-                for day, rollup in days.items()
-                if (first is None or day >= first.isoformat()) and day <= last.isoformat()
-            }
-            if len(inside) == len(days):
-                merged.add(doc.summary)
+        for month in sorted(summaries):
+            if month in cut:
+                days = cut_days.get(month, {})
+                for day in sorted(days):
+                    if inside(day):
+                        merged.add(days[day])
             else:
-                for day in sorted(inside):
-                    merged.add(inside[day])
-            for day, rollup in inside.items():
-                per_day[day] = (rollup["plays"], rollup["ms"])
+                merged.add(summaries[month].summary)
+            for day, totals in summaries[month].day_totals.items():
+                if inside(day):
+                    per_day[day] = totals
         resolved = merged.resolve()
 
         artist_ids = [artist.spotify_id for artist in resolved.artists if artist.spotify_id]
         track_ids = [track.spotify_id for track in resolved.tracks if track.spotify_id]
         top_artist_ids = [a.spotify_id for a in resolved.artists[: self._top_items] if a.spotify_id]
+        merge_done = time.perf_counter()
         genres_by_artist, tracks_known, artists_known = await asyncio.gather(
             self._catalog.artist_genres(artist_ids),
             self._catalog.tracks(track_ids),
@@ -322,6 +347,7 @@ class SnapshotService:
             for genre in genres_by_artist.get(artist.spotify_id, ()) if artist.spotify_id else ():
                 genre_counts[genre] = genre_counts.get(genre, 0) + artist.plays
         genres = sorted(genre_counts.items(), key=lambda item: (-item[1], item[0]))
+        catalog_done = time.perf_counter()
         features = _average_features(resolved.tracks, tracks_known)
 
         top_artists = [
@@ -346,8 +372,11 @@ class SnapshotService:
                 "user_id": user_id,
                 "period": period.value,
                 "plays": merged.plays,
-                "months": len(docs),
+                "months": len(summaries),
                 "ms": round((time.perf_counter() - started) * 1000, 1),
+                "read_ms": round((read_done - started) * 1000, 1),
+                "merge_ms": round((merge_done - read_done) * 1000, 1),
+                "catalog_ms": round((catalog_done - merge_done) * 1000, 1),
             },
         )
         return {

@@ -13,9 +13,9 @@
 - `top_items`: `_id` = user id, `rankings` = {"<tracks|artists>:<time range>": [ids]}.
 
 Batch reads are one `{_id: {$in: [...]}}` query per 500 ids. On MongoDB that is an index
-lookup; FerretDB v1.24 evaluates `$in` in Go over one scan of the collection, which measured
-far cheaper than one `_id` query per id (its `_id` lookups do not reach the SQLite index
-either, see reference/ferretdb.md). Writes are per-document upserts keyed by `_id`
+lookup; FerretDB v1.24 evaluates `$in` in Go over one scan of the collection, which was
+cheaper than one `_id` query per id before the FerretDB launcher indexed `_id` lookups
+(tools/ferretdb-launcher/id_index.go). Writes are per-document upserts keyed by `_id`
 (idempotent; concurrent writers converge), not `bulk_write` (see `_write_each`).
 """
 

@@ -17,13 +17,15 @@ Layout:
   `{YYYY-MM-DD: parts that day}` (absent: one). A page is located from these counts
   without reading the buckets it skips.
 
-Why parts instead of updating a day's bucket: on FerretDB every UPDATE scans the whole
-collection at the SQL level (reference/ferretdb.md §4), so adding today's plays to a
-bucket cost a scan of every user's history (10 s socket timeouts once it held 1M plays),
-while an insert checks only the `_id` index. New plays for a day that has a bucket go in
-one new part; readers take every part by `_id`. A writer reads the day's parts, inserts
-the part after the last one, and on a duplicate key (another writer took that number)
-reads it and tries the next: no update, no lost write, on either server.
+Why parts instead of updating a day's bucket: an update rewrites the whole growing document
+(on FerretDB a read-modify-write in Go, reference/ferretdb.md §4), while an insert writes
+only the new plays. This was forced at first by FerretDB's `_id` lookups not using an
+index (every UPDATE scanned every user's history: 10 s socket timeouts at 1M plays); the
+FerretDB launcher now indexes that lookup, and parts stay the cheaper write. New plays for
+a day that has a bucket go in one new part; readers take every part by `_id`. A writer
+reads the day's parts, inserts the part after the last one, and on a duplicate key
+(another writer took that number) reads it and tries the next: no update, no lost write,
+on either server.
 
 Consistency: `plays` stays the truth (identity, dedup counting, the filtered queries).
 Every batch written there is then written here, the plays already present included, so a
@@ -37,6 +39,7 @@ every write and checked (and corrected) whenever a page reads the day.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
@@ -48,6 +51,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from ingestion_service.models import Play, PlayPage, PlayQuery, PlaySource, PlayTrack, StoredPlay
 
 DUPLICATE_KEY = 11000
+# Days read concurrently by `days_in_range` (StreamPlays, account-data checks).
+READ_AHEAD = 8
 
 Entry = dict[str, Any]
 
@@ -313,24 +318,36 @@ class HistoryDays:
     async def days_in_range(
         self, user_id: str, start: datetime | None, end: datetime | None
     ) -> AsyncIterator[tuple[str, list[StoredPlay]]]:
-        """The user's plays that ended in [start, end], one UTC day at a time, oldest first."""
+        """The user's plays that ended in [start, end], one UTC day at a time, oldest first.
+
+        Days are read READ_AHEAD at a time, concurrently: each is a few `_id` reads, and
+        the database works on the next ones while this process decodes the last.
+        """
         index = await self._index.find_one({"_id": user_id})
         known = (index or {}).get("parts") or {}
         start_day = day_of(start) if start else None
         end_day = day_of(end) if end else None
-        for day in sorted((index or {}).get("days", {})):
-            if (start_day is not None and day < start_day) or (
-                end_day is not None and day > end_day
-            ):
-                continue
+        days = [
+            day
+            for day in sorted((index or {}).get("days", {}))
+            if (start_day is None or day >= start_day) and (end_day is None or day <= end_day)
+        ]
+
+        async def read(day: str) -> list[StoredPlay]:
             have, _ = await self._read_day(user_id, day, int(known.get(day, 1)))
-            plays = [
+            return [
                 stored_play_of(user_id, entry)
                 for entry in have.values()
                 if (start is None or entry["at"] >= start) and (end is None or entry["at"] <= end)
             ]
-            if plays:
-                yield day, plays
+
+        for offset in range(0, len(days), READ_AHEAD):
+            window = days[offset : offset + READ_AHEAD]
+            for day, plays in zip(
+                window, await asyncio.gather(*(read(day) for day in window)), strict=True
+            ):
+                if plays:
+                    yield day, plays
 
     async def _create(
         self, by_bucket: dict[str, dict[str, Play]], inserted_at: datetime
