@@ -89,8 +89,13 @@ SOAK_MINUTES ?= 30
 SOAK_RATE ?= 20
 
 .PHONY: bench
-bench: install ## Run the benchmarks (figures printed and kept in bench/results/)
+bench: install bench-tools ## Run the benchmarks (figures printed and kept in bench/results/)
 	@for name in $(BENCHES); do echo "== $$name"; $(UV) run --frozen python -m bench.$$name || exit 1; done
+
+.PHONY: bench-tools
+bench-tools: ## wrk, the light HTTP client bench.analytics measures the overview with (Debian package)
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null 2>&1 \
+	  || echo "wrk could not be installed: bench.analytics falls back to its Python client"
 
 .PHONY: soak
 soak: install ## Steady load for SOAK_MINUTES (default 30) at SOAK_RATE req/s; errors and memory slope

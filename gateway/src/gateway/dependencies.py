@@ -1,4 +1,8 @@
-"""Request dependencies, named once as Annotated aliases so routes read like sentences."""
+"""Request dependencies, named once as Annotated aliases so routes read like sentences.
+
+All of them are `async def`, even those that never await: FastAPI runs a plain `def`
+dependency in its thread pool, two thread hand-offs on every request.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,12 @@ from gateway.clients import ServiceClients
 from gateway.settings import GatewaySettings
 
 
-def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> GatewaySettings:
     """The settings the app was created with."""
     return request.app.state.settings
 
 
-def get_clients(request: Request) -> ServiceClients:
+async def get_clients(request: Request) -> ServiceClients:
     """The shared service clients."""
     return request.app.state.clients
 
@@ -28,7 +32,7 @@ Settings = Annotated[GatewaySettings, Depends(get_settings)]
 Clients = Annotated[ServiceClients, Depends(get_clients)]
 
 
-def session_token(request: Request, settings: Settings) -> str | None:
+async def session_token(request: Request, settings: Settings) -> str | None:
     """The session token from the cookie, or from `Authorization: Bearer`."""
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")

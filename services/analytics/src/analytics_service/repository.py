@@ -15,6 +15,8 @@
   (`{YYYY-MM-DD: plays}`, for streaks, rollup status and which months exist) and
   `rolled_plays` (their sum).
 - `rollup_versions`: `_id` = user id; just `version`, what the overview's freshness check reads.
+  Also kept in Redis (`analytics:rollup-version:<user>`, a minute at most, set after every
+  write) so the overview's check costs a Redis GET; a Redis that fails is skipped.
 - `snapshots` / `snapshot_lists`: `_id` = `<user_id>:<period>`; one stored snapshot per user
   and period (its ranked lists cut to the overview's heads) and its whole ranked lists,
   their figures packed the same way.
@@ -26,6 +28,7 @@ so the read-modify-write of a month document never loses an update.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 import zlib
 from collections import defaultdict
@@ -37,10 +40,14 @@ from typing import Any
 import bson
 from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from analytics_service.periods import month_of
 from analytics_service.rollups import Merged, Rollup, from_document
 from echostats_platform.timeutil import utc_now
+
+log = logging.getLogger(__name__)
 
 
 def month_id(user_id: str, month: str) -> str:
@@ -104,22 +111,47 @@ class WriteOutcome:
         )
 
 
+VERSION_KEY_PREFIX = "analytics:rollup-version:"
+VERSION_CACHE_SECONDS = 60
+
+
 class RollupRepository:
     """Month documents of day rollups, and the per-user state beside them."""
 
-    def __init__(self, database: AsyncDatabase) -> None:
+    def __init__(self, database: AsyncDatabase, *, redis: Redis | None = None) -> None:
+        self._redis = redis
         self._months = database["rollup_months"]
         self._days = database["rollup_month_days"]
         self._state = database["rollup_state"]
         self._versions = database["rollup_versions"]
 
     async def version(self, user_id: str) -> str:
-        """The user's rollup data version ("" before any rollup): a tiny document."""
+        """The user's rollup data version ("" before any rollup): Redis, else a tiny document."""
+        if self._redis is not None:
+            try:
+                cached = await self._redis.get(VERSION_KEY_PREFIX + user_id)
+            except RedisError:
+                cached = None
+            if cached is not None:
+                return cached.decode() if isinstance(cached, bytes) else str(cached)
         doc = await self._versions.find_one({"_id": user_id})
-        if doc is None:
-            # Rollups written before this document existed: their state knows the version.
-            return (await self.state(user_id)).version
-        return str(doc["version"])
+        # Rollups written before the versions document existed: their state knows it.
+        version = str(doc["version"]) if doc else (await self.state(user_id)).version
+        # Only if absent: a writer may have set a newer version since this read.
+        await self._remember_version(user_id, version, only_if_absent=True)
+        return version
+
+    async def _remember_version(
+        self, user_id: str, version: str, *, only_if_absent: bool = False
+    ) -> None:
+        if self._redis is None:
+            return
+        try:
+            await self._redis.set(
+                VERSION_KEY_PREFIX + user_id, version, ex=VERSION_CACHE_SECONDS, nx=only_if_absent
+            )
+        except RedisError:
+            log.warning("could not cache a rollup version", extra={"user_id": user_id})
 
     async def state(self, user_id: str) -> RollupState:
         """The user's state (an empty one when nothing was rolled up yet)."""
@@ -260,6 +292,7 @@ class RollupRepository:
             await self._versions.replace_one(
                 {"_id": user_id}, {"_id": user_id, "version": version}, upsert=True
             )
+            await self._remember_version(user_id, version)
         plays = sum(rollup["plays"] for rollup in wanted.values() if rollup is not None)
         return WriteOutcome(changed_days=changed_days, plays=plays, version=version)
 

@@ -93,7 +93,7 @@ async def open_server(
     try:
         database = mongo[settings.mongodb_database]
         zone = ZoneInfo(settings.analytics_timezone)
-        rollups = RollupRepository(database)
+        rollups = RollupRepository(database, redis=redis)
         ingestion = ingestion_service_pb2_grpc.IngestionServiceStub(channels["ingestion"])
         catalog = CatalogView(
             catalog_service_pb2_grpc.CatalogServiceStub(channels["catalog"]),

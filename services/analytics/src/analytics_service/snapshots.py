@@ -32,6 +32,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cachetools import LRUCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -151,6 +152,7 @@ class SnapshotService:
         top_items: int = 100,
         lock_seconds: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
+        remembered_snapshots: int = 512,
     ) -> None:
         self._rollups = rollups
         self._snapshots = snapshots
@@ -162,6 +164,9 @@ class SnapshotService:
         self._clock = clock
         # How many snapshots this process computed (tests check "computed once").
         self.computations = 0
+        # Snapshots this process read or computed lately, by (user, period): served again
+        # without a database read while they are fresh (checked against the version).
+        self._recent: LRUCache[tuple[str, str], Snapshot] = LRUCache(remembered_snapshots)
 
     def today(self) -> date:
         """Today's date in the analytics time zone."""
@@ -179,14 +184,18 @@ class SnapshotService:
     async def get(self, user_id: str, period: Period, cache: MonthCache | None = None) -> Snapshot:
         """The fresh snapshot: the stored one, or one computed now (once across replicas)."""
         today = self.today()
-        version, snapshot = await asyncio.gather(
-            self._rollups.version(user_id), self._snapshots.get(user_id, period.value)
-        )
+        key = (user_id, period.value)
+        version = await self._rollups.version(user_id)
+        snapshot = self._recent.get(key)
         if snapshot is not None and self.is_fresh(snapshot, version, today):
             return snapshot
-        return await self._compute_once(
-            user_id, period, lambda snap, st: self.is_fresh(snap, st.version, today), cache
-        )
+        snapshot = await self._snapshots.get(user_id, period.value)
+        if snapshot is None or not self.is_fresh(snapshot, version, today):
+            snapshot = await self._compute_once(
+                user_id, period, lambda snap, st: self.is_fresh(snap, st.version, today), cache
+            )
+        self._recent[key] = snapshot
+        return snapshot
 
     async def get_with_lists(self, user_id: str, period: Period) -> Snapshot:
         """The fresh snapshot with its whole ranked lists (for the top-list endpoints)."""
@@ -275,6 +284,7 @@ class SnapshotService:
                 return snapshot
             snapshot = await self.compute(user_id, period, state, cache)
             await self._snapshots.put(snapshot)
+            self._recent[(user_id, period.value)] = snapshot
             return snapshot
         finally:
             if renewer is not None:
