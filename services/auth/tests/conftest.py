@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -21,6 +18,7 @@ from redis.asyncio import Redis
 
 from auth_service.settings import AuthSettings
 from echostats_devstack.pytest_plugin import FerretDBServer, RedisServer
+from echostats_devstack.simulator_control import SimulatorControl as Simulator
 from echostats_platform.mongo import create_mongo_client
 from echostats_platform.redis import create_redis
 from echostats_platform.settings import ServiceAddresses
@@ -30,51 +28,6 @@ LOOPBACK = "127.0.0.1"
 # The simulator's registered app; AuthSettings must present the same credentials.
 SIM_CLIENT_ID = "echostats-dev-client"
 SIM_CLIENT_SECRET = "echostats-dev-secret"
-
-
-def query_of(url: str) -> dict[str, str]:
-    """The query parameters of a URL, one value each."""
-    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
-
-
-@dataclass
-class Simulator:
-    """The running simulator: its base URL and a client for its control API."""
-
-    url: str
-    http: httpx.AsyncClient
-
-    async def add_user(self, **fields: Any) -> str:
-        """Create a fresh simulated Spotify user (so tests never share one); returns its id."""
-        user_id = f"test_{uuid.uuid4().hex[:12]}"
-        response = await self.http.post("/_sim/users", json={"id": user_id, **fields})
-        assert response.status_code == 201, response.text
-        return user_id
-
-    async def authorize(self, authorize_url: str, *, sim_user: str) -> dict[str, str]:
-        """Play the browser at /authorize; returns the query of the redirect back to us."""
-        # Appended by hand: httpx's `params=` would replace the URL's own query.
-        response = await self.http.get(f"{authorize_url}&sim_user={sim_user}")
-        assert response.status_code == 302, response.text
-        return query_of(response.headers["location"])
-
-    async def token_requests(self) -> int:
-        """How many POST /api/token requests (code exchanges and refreshes) it has served."""
-        response = await self.http.get(
-            "/_sim/requests", params={"path_prefix": "/api/token", "method": "POST"}
-        )
-        response.raise_for_status()
-        return int(response.json()["count"])
-
-    async def revoke_refresh_tokens(self, user_id: str) -> int:
-        """Revoke the user's refresh tokens at Spotify (the user removed the app)."""
-        response = await self.http.post("/_sim/tokens/revoke", json={"user_id": user_id})
-        response.raise_for_status()
-        return int(response.json()["revoked"])
-
-    async def me(self, access_token: str) -> httpx.Response:
-        """GET /v1/me with an access token, to prove the token is real."""
-        return await self.http.get("/v1/me", headers={"Authorization": f"Bearer {access_token}"})
 
 
 @pytest.fixture(scope="module")

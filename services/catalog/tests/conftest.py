@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -38,6 +37,7 @@ from echostats.ingestion.v1 import ingestion_service_pb2_grpc as ingestion_grpc
 from echostats.observability.v1 import observability_service_pb2 as obs_pb
 from echostats.observability.v1 import observability_service_pb2_grpc as obs_grpc
 from echostats_devstack.pytest_plugin import FerretDBServer, RedisServer
+from echostats_devstack.simulator_control import SimulatorControl as Simulator
 from echostats_grpc.client import create_channel
 from echostats_grpc.server import BuiltServer
 from echostats_platform.mongo import create_mongo_client
@@ -58,97 +58,6 @@ FINAL = (obs_pb.JOB_STATUS_COMPLETED, obs_pb.JOB_STATUS_FAILED)
 
 # Redis database numbers handed to test modules (ingestion's tests count up from 3).
 _redis_databases = itertools.count(9)
-
-
-@dataclass
-class Simulator:
-    """The running simulator: its base URL and a client for its control API."""
-
-    url: str
-    http: httpx.AsyncClient
-
-    async def add_user(self) -> str:
-        """A fresh simulated Spotify user with no plays; returns its id."""
-        user_id = f"test_{uuid.uuid4().hex[:12]}"
-        response = await self.http.post("/_sim/users", json={"id": user_id})
-        assert response.status_code == 201, response.text
-        return user_id
-
-    async def authorize(self, authorize_url: str, *, sim_user: str) -> dict[str, str]:
-        """Play the browser at /authorize; returns the query of the redirect back."""
-        response = await self.http.get(f"{authorize_url}&sim_user={sim_user}")
-        assert response.status_code == 302, response.text
-        query = parse_qs(urlsplit(response.headers["location"]).query)
-        return {key: values[0] for key, values in query.items()}
-
-    async def add_plays(
-        self, user_id: str, count: int, *, spacing_seconds: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Append `count` plays to the user's feed (ending now); returns them."""
-        body: dict[str, Any] = {"user_id": user_id, "count": count}
-        if spacing_seconds is not None:
-            body["spacing_seconds"] = spacing_seconds
-        response = await self.http.post("/_sim/plays", json=body)
-        assert response.status_code in (200, 201), response.text
-        return list(response.json()["plays"])
-
-    async def plays(self, user_id: str) -> list[dict[str, Any]]:
-        """The ground truth: every play in the user's feed, oldest first."""
-        response = await self.http.get("/_sim/plays", params={"user_id": user_id})
-        response.raise_for_status()
-        return list(response.json()["plays"])
-
-    async def requests(self, path_prefix: str, *, user_id: str | None = None) -> list[dict]:
-        """Requests the simulator served under `path_prefix` (optionally for one user)."""
-        params = {"path_prefix": path_prefix}
-        if user_id:
-            params["user_id"] = user_id
-        response = await self.http.get("/_sim/requests", params=params)
-        response.raise_for_status()
-        return list(response.json()["requests"])
-
-    async def token_requests(self) -> int:
-        """How many POST /api/token (code exchanges and refreshes) it has served."""
-        response = await self.http.get(
-            "/_sim/requests", params={"path_prefix": "/api/token", "method": "POST"}
-        )
-        response.raise_for_status()
-        return int(response.json()["count"])
-
-    async def fault(self, **fields: Any) -> str:
-        """Inject a fault (see the simulator README); returns its id."""
-        response = await self.http.post("/_sim/faults", json=fields)
-        assert response.status_code == 201, response.text
-        return str(response.json().get("id", ""))
-
-    async def clear_faults(self) -> None:
-        """Disarm every fault."""
-        (await self.http.delete("/_sim/faults")).raise_for_status()
-
-    async def latency(self, path_prefix: str, ms: int) -> None:
-        """Delay matching requests by `ms` (0 removes the rule)."""
-        response = await self.http.put("/_sim/latency", json={"path_prefix": path_prefix, "ms": ms})
-        response.raise_for_status()
-
-    async def expire_tokens(self, user_id: str) -> int:
-        """Make the user's current access tokens answer 401 expired."""
-        response = await self.http.post("/_sim/tokens/expire", json={"user_id": user_id})
-        response.raise_for_status()
-        return int(response.json()["expired"])
-
-    async def set_mode(self, mode: str) -> None:
-        """Switch the app between "extended" and "development"."""
-        (await self.http.put("/_sim/mode", json={"mode": mode})).raise_for_status()
-
-    async def clear_requests(self) -> None:
-        """Empty the request log."""
-        (await self.http.delete("/_sim/requests")).raise_for_status()
-
-    async def catalog_sample(self, count: int) -> dict[str, list[str]]:
-        """Sample ids of the simulator's catalog."""
-        response = await self.http.get("/_sim/catalog", params={"sample": count})
-        response.raise_for_status()
-        return dict(response.json()["sample"])
 
 
 @pytest.fixture(scope="module")

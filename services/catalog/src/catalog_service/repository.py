@@ -12,11 +12,10 @@
   (so one user's copy never collides with another's), indexed by (user_id, position).
 - `top_items`: `_id` = user id, `rankings` = {"<tracks|artists>:<time range>": [ids]}.
 
-Batch reads are one `{_id: {$in: [...]}}` query per 500 ids. On MongoDB that is an index
-lookup; FerretDB v1.24 evaluates `$in` in Go over one scan of the collection, which was
-cheaper than one `_id` query per id before the FerretDB launcher indexed `_id` lookups
-(tools/ferretdb-launcher/id_index.go). Writes are per-document upserts keyed by `_id`
-(idempotent; concurrent writers converge), not `bulk_write` (see `_write_each`).
+Batch reads are one `{_id: {$in: [...]}}` query per 500 ids on MongoDB, and concurrent
+`_id` reads on FerretDB, which scans the collection for `$in` (see `_get_many`). Writes
+are per-document upserts keyed by `_id` (idempotent; concurrent writers converge), not
+`bulk_write` (see `_write_each`).
 """
 
 from __future__ import annotations
@@ -34,12 +33,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from catalog_service.models import SeenTrack, name_key
+from echostats_platform.mongo import is_ferretdb
 
 # Concurrent single-document writes: enough to hide round trips, few enough to leave the
 # connection pool to other requests.
 _WRITE_CONCURRENCY = 8
-# Ids per `$in` read.
+# Ids per `$in` read (MongoDB), and `_id` reads at a time (FerretDB).
 _IN_CHUNK = 500
+_LOOKUP_CONCURRENCY = 16
 _DUPLICATE_KEY = 11000
 
 
@@ -49,18 +50,41 @@ def new_doc_id() -> str:
 
 
 async def _get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """{_id: document} for the ids that exist: one `$in` query per chunk of ids."""
+    """{_id: document} for the ids that exist.
+
+    MongoDB: one `$in` query per chunk of ids (an index lookup). FerretDB: one `_id` read
+    per id, `_LOOKUP_CONCURRENCY` at a time, because it evaluates `$in` in Go over a scan
+    of the whole collection (500 ids among 2,279 tracks: 1.8 s) while an `_id` read uses
+    the index the FerretDB launcher adds (the same 500: 0.46 s).
+    """
     unique = list(dict.fromkeys(i for i in ids if i))
     found: dict[str, dict[str, Any]] = {}
+    if not unique:
+        return found
+    if await _reads_one_by_one(collection.database):
+        limit = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
+
+        async def read(doc_id: str) -> dict[str, Any] | None:
+            async with limit:
+                return await collection.find_one({"_id": doc_id})
+
+        docs = await asyncio.gather(*(read(doc_id) for doc_id in unique))
+        return {doc["_id"]: doc for doc in docs if doc is not None}
     for start in range(0, len(unique), _IN_CHUNK):
         chunk = unique[start : start + _IN_CHUNK]
-        if len(chunk) == 1:
-            doc = await collection.find_one({"_id": chunk[0]})
-            docs = [doc] if doc is not None else []
-        else:
-            docs = [doc async for doc in collection.find({"_id": {"$in": chunk}})]
-        found.update((doc["_id"], doc) for doc in docs)
+        found.update((doc["_id"], doc) async for doc in collection.find({"_id": {"$in": chunk}}))
     return found
+
+
+# Whether a database (by client and name) is FerretDB, asked once (`buildInfo`).
+_FERRETDB: dict[tuple[int, str], bool] = {}
+
+
+async def _reads_one_by_one(database: AsyncDatabase) -> bool:
+    key = (id(database.client), database.name)
+    if key not in _FERRETDB:
+        _FERRETDB[key] = await is_ferretdb(database)
+    return _FERRETDB[key]
 
 
 class Write(NamedTuple):
