@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from analytics_service.catalog_client import _Lookup
 from analytics_service.periods import Granularity, Period
 from analytics_service.rollups import DayBuilder, Merged, PlayFacts, from_document, to_document
 from analytics_service.snapshots import current_streak, genre_percentages
@@ -119,3 +121,49 @@ def test_streak_ends_today_or_yesterday() -> None:
     assert current_streak(days | {today.isoformat()}, today) == 4
     assert current_streak({(today - timedelta(days=2)).isoformat()}, today) == 0
     assert current_streak(set(), today) == 0
+
+
+class _Asked:
+    """A fake catalog fetch: records every call, answers after a pause, can fail."""
+
+    def __init__(self, answers: dict[str, str], *, complete: bool = True) -> None:
+        self.answers = answers
+        self.complete = complete
+        self.calls: list[list[str]] = []
+
+    async def __call__(self, ids: list[str]) -> tuple[dict[str, str], bool]:
+        self.calls.append(list(ids))
+        await asyncio.sleep(0.05)
+        return {i: self.answers[i] for i in ids if i in self.answers}, self.complete
+
+
+async def test_lookup_shares_asks_in_flight_and_remembers_only_settled_answers() -> None:
+    asked = _Asked({"a": "settled", "b": "", "c": "settled"})
+    lookup = _Lookup(asked, settled=bool, items=100, settled_seconds=60, recent_seconds=0)
+
+    first, second = await asyncio.gather(lookup.get(["a", "b", "x"]), lookup.get(["a", "c", "x"]))
+
+    assert first == {"a": "settled", "b": ""} and second == {"a": "settled", "c": "settled"}
+    # "a" and "x" were in flight when the second caller came: asked once, shared.
+    assert sorted(map(sorted, asked.calls)) == [["a", "b", "x"], ["c"]]
+
+    asked.calls.clear()
+    assert await lookup.get(["a", "b", "c", "x"]) == {"a": "settled", "b": "", "c": "settled"}
+    # Settled answers are remembered; "" (not settled) and unknown ids are asked again.
+    assert asked.calls == [["b", "x"]]
+
+
+async def test_lookup_remembers_nothing_from_a_failed_fetch_even_briefly() -> None:
+    asked = _Asked({"a": "settled-but-partial"}, complete=False)
+    lookup = _Lookup(
+        asked, settled=lambda v: False, items=100, settled_seconds=60, recent_seconds=60
+    )
+    await lookup.get(["a", "x"])
+    await lookup.get(["a", "x"])
+    assert asked.calls == [["a", "x"], ["a", "x"]]
+
+    asked.complete = True
+    await lookup.get(["a", "x"])
+    await lookup.get(["a", "x"])
+    # With recent_seconds, a complete answer (unknown "x" too) is reused for a while.
+    assert asked.calls == [["a", "x"], ["a", "x"], ["a", "x"]]

@@ -99,6 +99,8 @@ async def open_server(
             catalog_service_pb2_grpc.CatalogServiceStub(channels["catalog"]),
             timeout=settings.catalog_timeout_seconds,
             batch_size=settings.catalog_batch_size,
+            remember_seconds=settings.catalog_remember_seconds,
+            recent_seconds=settings.catalog_recent_seconds,
         )
         ledger = JobLedgerClient(
             observability_service_pb2_grpc.ObservabilityServiceStub(channels["observability"]),

@@ -32,6 +32,11 @@ class AnalyticsSettings(SecretsGuard, CommonSettings, GrpcServerSettings, Servic
     # Catalog calls are best effort (hydration, genres, features): a short deadline.
     catalog_timeout_seconds: float = Field(default=3.0, gt=0)
     catalog_batch_size: int = Field(default=500, ge=1, le=5000)
+    # Catalog answers remembered in the process: settled facts (features, genres) this long,
+    # and any answer ("not known" too) this long. 0 by default: a new listener's snapshot
+    # would otherwise miss what enrichment learnt meanwhile about artists others share.
+    catalog_remember_seconds: float = Field(default=600.0, ge=0)
+    catalog_recent_seconds: float = Field(default=0.0, ge=0)
 
     # -- background work inside the service process (ECHOSTATS_ANALYTICS_*, ECHOSTATS_QUEUE_*)
     # Consume `ingestion:plays-stored` and run rollup builds here (off for one-off tools).

@@ -13,7 +13,7 @@
 - `top_items`: `_id` = user id, `rankings` = {"<tracks|artists>:<time range>": [ids]}.
 
 Batch reads are one `{_id: {$in: [...]}}` query per 500 ids on MongoDB, and concurrent
-`_id` reads on FerretDB, which scans the collection for `$in` (see `_get_many`). Writes
+`_id` reads or one `$in` on FerretDB, which scans the collection for `$in` (`_get_many`). Writes
 are per-document upserts keyed by `_id` (idempotent; concurrent writers converge), not
 `bulk_write` (see `_write_each`).
 """
@@ -38,9 +38,9 @@ from echostats_platform.mongo import is_ferretdb
 # Concurrent single-document writes: enough to hide round trips, few enough to leave the
 # connection pool to other requests.
 _WRITE_CONCURRENCY = 8
-# Ids per `$in` read (MongoDB), and `_id` reads at a time (FerretDB).
+# Ids per `$in` read (MongoDB); on FerretDB, up to this many ids are read one by one.
 _IN_CHUNK = 500
-_LOOKUP_CONCURRENCY = 16
+_ONE_BY_ONE_MAX = 64
 _DUPLICATE_KEY = 11000
 
 
@@ -52,27 +52,25 @@ def new_doc_id() -> str:
 async def _get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """{_id: document} for the ids that exist.
 
-    MongoDB: one `$in` query per chunk of ids (an index lookup). FerretDB: one `_id` read
-    per id, `_LOOKUP_CONCURRENCY` at a time, because it evaluates `$in` in Go over a scan
-    of the whole collection (500 ids among 2,279 tracks: 1.8 s) while an `_id` read uses
-    the index the FerretDB launcher adds (the same 500: 0.46 s).
+    MongoDB: one `$in` query per chunk of `_IN_CHUNK` ids (index lookups). FerretDB
+    evaluates `$in` in Go over a scan of the whole collection, and reads by `_id` through
+    the index the FerretDB launcher adds: a few ids are read one by one (concurrently),
+    many in a single `$in` (one scan, however many ids).
     """
     unique = list(dict.fromkeys(i for i in ids if i))
-    found: dict[str, dict[str, Any]] = {}
     if not unique:
-        return found
-    if await _reads_one_by_one(collection.database):
-        limit = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
-
-        async def read(doc_id: str) -> dict[str, Any] | None:
-            async with limit:
-                return await collection.find_one({"_id": doc_id})
-
-        docs = await asyncio.gather(*(read(doc_id) for doc_id in unique))
-        return {doc["_id"]: doc for doc in docs if doc is not None}
-    for start in range(0, len(unique), _IN_CHUNK):
-        chunk = unique[start : start + _IN_CHUNK]
-        found.update((doc["_id"], doc) async for doc in collection.find({"_id": {"$in": chunk}}))
+        return {}
+    chunk_size = _IN_CHUNK
+    if await _on_ferretdb(collection.database):
+        if len(unique) <= _ONE_BY_ONE_MAX:
+            docs = await asyncio.gather(*(collection.find_one({"_id": i}) for i in unique))
+            return {doc["_id"]: doc for doc in docs if doc is not None}
+        chunk_size = len(unique)
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(unique), chunk_size):
+        chunk = unique[start : start + chunk_size]
+        async for doc in collection.find({"_id": {"$in": chunk}}):
+            found[doc["_id"]] = doc
     return found
 
 
@@ -80,7 +78,7 @@ async def _get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str
 _FERRETDB: dict[tuple[int, str], bool] = {}
 
 
-async def _reads_one_by_one(database: AsyncDatabase) -> bool:
+async def _on_ferretdb(database: AsyncDatabase) -> bool:
     key = (id(database.client), database.name)
     if key not in _FERRETDB:
         _FERRETDB[key] = await is_ferretdb(database)
