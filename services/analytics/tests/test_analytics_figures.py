@@ -530,3 +530,40 @@ async def test_concurrent_refreshes_compute_once(harness: Any, seeded: dict[str,
         )
     )
     assert analytics.computations == before
+
+
+async def test_a_reader_gets_the_stored_snapshot_while_a_recomputation_takes_long(
+    harness: Any,
+) -> None:
+    """Data changed while another replica holds the snapshot's computation: a reader waits
+    at most `stale_after_seconds` (2 s) and then gets the stored snapshot, not a timeout."""
+    analytics = harness.with_catalog
+    table = seed_catalog(harness.catalog)
+    user_id = f"user_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    track = table["tracks"][0]
+    first = [make_play(user_id, track, now - timedelta(minutes=10 + n), 200_000) for n in range(3)]
+    await harness.store(first, analytics)
+    await harness.wait_rolled_up(analytics, user_id)
+    request = pb.PeriodRequest(user_id=user_id, period=pb.PERIOD_WEEK)
+    stored = await analytics.stub.GetOverview(request)
+    assert stored.total_tracks_played == 3
+
+    # Another replica is computing this snapshot (its lock is held) when new plays arrive.
+    lock = f"analytics:snapshot-lock:{user_id}:week"
+    await analytics.redis.set(lock, "another-replica", px=20_000)
+    try:
+        more = [
+            make_play(user_id, track, now - timedelta(minutes=1 + n), 200_000) for n in range(2)
+        ]
+        await harness.store(more, analytics)
+        await harness.wait_rolled_up(analytics, user_id)
+        started = asyncio.get_running_loop().time()
+        stale = await analytics.stub.GetOverview(request)
+        waited = asyncio.get_running_loop().time() - started
+        assert stale.total_tracks_played == 3 and stale.computed_at == stored.computed_at
+        assert 1.5 < waited < 6, waited
+    finally:
+        await analytics.redis.delete(lock)
+    fresh = await analytics.stub.GetOverview(request)
+    assert fresh.total_tracks_played == 5

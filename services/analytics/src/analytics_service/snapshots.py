@@ -153,6 +153,7 @@ class SnapshotService:
         lock_seconds: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
         remembered_snapshots: int = 512,
+        stale_after_seconds: float | None = 2.0,
     ) -> None:
         self._rollups = rollups
         self._snapshots = snapshots
@@ -167,6 +168,10 @@ class SnapshotService:
         # Snapshots this process read or computed lately, by (user, period): served again
         # without a database read while they are fresh (checked against the version).
         self._recent: LRUCache[tuple[str, str], Snapshot] = LRUCache(remembered_snapshots)
+        # A reader that has waited this long for a recomputation gets the stored (stale)
+        # snapshot instead, while the computation goes on: a history that keeps changing (a
+        # big import being rolled up) must not turn reads into timeouts. None: always wait.
+        self._stale_after = stale_after_seconds
 
     def today(self) -> date:
         """Today's date in the analytics time zone."""
@@ -181,8 +186,19 @@ class SnapshotService:
             and snapshot.get("timezone") == self.zone.key
         )
 
-    async def get(self, user_id: str, period: Period, cache: MonthCache | None = None) -> Snapshot:
-        """The fresh snapshot: the stored one, or one computed now (once across replicas)."""
+    async def get(
+        self,
+        user_id: str,
+        period: Period,
+        cache: MonthCache | None = None,
+        *,
+        may_be_stale: bool = True,
+    ) -> Snapshot:
+        """The fresh snapshot: the stored one, or one computed now (once across replicas).
+
+        With `may_be_stale`, a stored snapshot whose recomputation takes longer than
+        `stale_after_seconds` is served as it is (its `computed_at` says how old it is).
+        """
         today = self.today()
         key = (user_id, period.value)
         version = await self._rollups.version(user_id)
@@ -190,12 +206,16 @@ class SnapshotService:
         if snapshot is not None and self.is_fresh(snapshot, version, today):
             return snapshot
         snapshot = await self._snapshots.get(user_id, period.value)
-        if snapshot is None or not self.is_fresh(snapshot, version, today):
-            snapshot = await self._compute_once(
-                user_id, period, lambda snap, st: self.is_fresh(snap, st.version, today), cache
-            )
-        self._recent[key] = snapshot
-        return snapshot
+        if snapshot is not None and self.is_fresh(snapshot, version, today):
+            self._recent[key] = snapshot
+            return snapshot
+        return await self._compute_once(
+            user_id,
+            period,
+            lambda snap, st: self.is_fresh(snap, st.version, today),
+            cache,
+            fallback=snapshot if may_be_stale else None,
+        )
 
     async def get_with_lists(self, user_id: str, period: Period) -> Snapshot:
         """The fresh snapshot with its whole ranked lists (for the top-list endpoints)."""
@@ -227,7 +247,9 @@ class SnapshotService:
         """Bring every period's snapshot up to date; returns how many were computed."""
         before = self.computations
         cache = MonthCache(self._rollups, user_id)
-        await asyncio.gather(*(self.get(user_id, period, cache) for period in ALL_PERIODS))
+        await asyncio.gather(
+            *(self.get(user_id, period, cache, may_be_stale=False) for period in ALL_PERIODS)
+        )
         return self.computations - before
 
     async def _compute_once(
@@ -236,7 +258,12 @@ class SnapshotService:
         period: Period,
         accept: Callable[[Snapshot | None, RollupState], bool],
         cache: MonthCache | None = None,
+        *,
+        fallback: Snapshot | None = None,
     ) -> Snapshot:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        patience = self._stale_after if fallback is not None else None
         lock = Lease(
             self._redis,
             SNAPSHOT_LOCK_PREFIX + snapshot_id(user_id, period.value),
@@ -253,6 +280,8 @@ class SnapshotService:
                 held = None
             if held is False:
                 # Another computation of this snapshot is running: wait for it to finish.
+                if patience is not None and loop.time() - started >= patience:
+                    return fallback  # type: ignore[return-value]
                 await asyncio.sleep(0.01)
                 continue
             # The work runs in a task of its own, without the caller's deadline: a caller
@@ -263,7 +292,13 @@ class SnapshotService:
                 context=contextvars.copy_context(),
             )
             work.add_done_callback(_log_failure)
-            return await asyncio.shield(work)
+            if patience is None:
+                return await asyncio.shield(work)
+            try:
+                remaining = max(0.0, patience - (loop.time() - started))
+                return await asyncio.wait_for(asyncio.shield(work), remaining)
+            except TimeoutError:
+                return fallback  # type: ignore[return-value]
 
     async def _locked_compute(
         self,
