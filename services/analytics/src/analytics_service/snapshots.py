@@ -2,8 +2,10 @@
 
 A snapshot of (user, period) is fresh while it was computed from the user's current rollup
 `version`, for today's local date (rolling windows move at midnight) and in the configured
-time zone. Readers serve a fresh stored snapshot with two `_id` reads; a stale or missing
-one is recomputed first. Computations are one at a time per user and period across every
+time zone. Readers check the version (Redis, see `RollupRepository.version`) and serve a
+fresh snapshot from this process's memory or by one `_id` read; a stale or missing one is
+recomputed first, but a reader that has waited `stale_after_seconds` for that gets the
+stored one as it is. Computations are one at a time per user and period across every
 replica (a Redis lock): whoever holds the lock re-reads before computing, so readers that
 queued behind a computation serve its result instead of repeating it. A refresh accepts
 only a snapshot finished after the refresh was asked for, so concurrent refreshes also
