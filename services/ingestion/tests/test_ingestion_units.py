@@ -32,7 +32,7 @@ from ingestion_service.recently_played import (
 )
 from ingestion_service.repository import fold
 from ingestion_service.settings import IngestionSettings
-from ingestion_service.sync_pipeline import describe_failure, plural
+from ingestion_service.sync_pipeline import _from_catalog_error, describe_failure, plural
 
 # -- identity ---------------------------------------------------------------------------------
 
@@ -313,3 +313,11 @@ def test_auth_refusals_read_well() -> None:
     assert describe_failure(_auth_error(grpc.StatusCode.UNAVAILABLE, None)) == (
         "Auth service error (UNAVAILABLE)"
     )
+
+
+def test_a_failing_catalog_is_named_as_the_catalog() -> None:
+    internal = _auth_error(grpc.StatusCode.INTERNAL, None)
+    assert describe_failure(_from_catalog_error(internal)) == "Catalog service error (INTERNAL)"
+    # Auth's refusals passed on by the catalog still read as the sign-in problem they are.
+    reauth = _auth_error(grpc.StatusCode.UNAUTHENTICATED, "REAUTH_REQUIRED")
+    assert "sign in again" in describe_failure(_from_catalog_error(reauth))

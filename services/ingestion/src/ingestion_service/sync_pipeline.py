@@ -92,8 +92,11 @@ def describe_failure(exc: BaseException) -> str:
                 return "Spotify did not answer in time"
             return "Spotify unreachable"
         return f"Spotify API error ({exc.status_code})"
+    if isinstance(exc, PeerServiceError):
+        return str(exc)
     if isinstance(exc, grpc.aio.AioRpcError):
-        # The only service a step calls is auth, for the user's Spotify access token.
+        # Besides auth (the user's Spotify access token), steps call catalog, whose
+        # failures arrive as PeerServiceError, and analytics, whose step never raises.
         reason = error_reason(exc)
         if reason == REASON_REAUTH_REQUIRED:
             return "Spotify sign-in required; the user must sign in again"
@@ -121,8 +124,16 @@ def _step_outcome(report: catalog_pb.StepReport) -> StepOutcome:
     return StepOutcome(status, report.detail, int(report.items))
 
 
+class PeerServiceError(Exception):
+    """Another service (not auth) failed a step's call; the message names it and the code."""
+
+    def __init__(self, service: str, exc: grpc.aio.AioRpcError) -> None:
+        super().__init__(f"{service} service error ({exc.code().name})")
+
+
 def _from_catalog_error(exc: grpc.aio.AioRpcError) -> BaseException:
-    """Catalog's Spotify failures as Spotify errors (so `describe_failure` names them)."""
+    """Catalog's Spotify failures as Spotify errors (so `describe_failure` names them),
+    auth's refusals it passes on as they are, anything else as a catalog failure."""
     reason = error_reason(exc)
     if reason in (REASON_RATE_LIMITED, REASON_QUOTA_EXCEEDED):
         return RateLimited(
@@ -137,7 +148,9 @@ def _from_catalog_error(exc: grpc.aio.AioRpcError) -> BaseException:
         return SpotifyUpstreamError(
             exc.details() or "Spotify failed", status_code=502, method="GET", endpoint=""
         )
-    return exc
+    if reason in (REASON_REAUTH_REQUIRED, "NO_SPOTIFY_CREDENTIALS"):
+        return exc
+    return PeerServiceError("Catalog", exc)
 
 
 @dataclass
@@ -287,7 +300,9 @@ class SyncPipeline:
             error = describe_failure(exc)
             log.warning(
                 "sync step failed",
-                exc_info=not isinstance(exc, SpotifyHTTPError | grpc.aio.AioRpcError),
+                exc_info=not isinstance(
+                    exc, SpotifyHTTPError | grpc.aio.AioRpcError | PeerServiceError
+                ),
                 extra={"job_id": job_id, "action": step.action, "error": error},
             )
             record = StepRecord(
