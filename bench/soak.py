@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             "latency_ms": result["latency_ms"],
             "components_died": died,
             "memory": memory,
+            # Per route: requests, errors and latency (which routes fail or slow down).
+            "routes": result.get("routes", {}),
         },
     )
     return 0 if result["errors"] == 0 and not died else 1
