@@ -34,6 +34,8 @@ HOLD_SECONDS = 600.0
 RETRY_SECONDS = 30.0
 # Calls one drainer turn may spend on one user before moving to the next (fairness).
 TURN_CALLS = 100
+# Users whose turns run at the same time (see `EnrichmentDrainer.round`).
+USERS_AT_ONCE = 8
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
@@ -71,39 +73,56 @@ class EnrichmentDrainer:
             return 0.0
 
     async def round(self) -> bool:
-        """One turn for every user with queued work; True when any call was made."""
+        """One turn for every user with queued work; True when any call was made.
+
+        Users take their turns USERS_AT_ONCE at a time: a user whose token auth cannot
+        give costs a couple of seconds before being put on hold, and a row of them (a
+        series of revoked sign-ins) would otherwise hold everyone else's enrichment up for
+        minutes. Each user's queue has its own lock, so turns of different users can overlap.
+        """
         queue = self._enricher.queue
         if await queue.paused_for() > 0:
             return False
-        worked = False
-        for user_id in await queue.users():
-            if await self._holds.held(user_id):
-                continue
-            try:
-                report = await self._enricher.enrich_user(user_id, max_calls=self._turn_calls)
-            except (grpc.aio.AioRpcError, SpotifyUnauthorized) as exc:
-                # The token: the user is unknown to auth, has no Spotify account linked or
-                # must sign in again. Time (and the user) will fix it, not a retry loop.
-                log.info(
-                    "enrichment on hold for user",
-                    extra={"user_id": user_id, "error": type(exc).__name__},
-                )
-                await self._holds.hold(user_id, HOLD_SECONDS)
-                continue
-            except Exception:
-                # One user's failure (Spotify down, a database hiccup) must not hold up the
-                # others: that user waits a little, the round goes on.
-                log.warning("enrichment failed for user", extra={"user_id": user_id}, exc_info=True)
-                await self._holds.hold(user_id, RETRY_SECONDS)
-                continue
-            worked = worked or report.calls > 0
-            if report.paused_for:
-                return worked
-            waiting = [Kind.TRACKS, Kind.ARTISTS, Kind.ALBUMS]
-            if not report.closed:
-                waiting.append(Kind.FEATURES)
-            await queue.forget_if_empty(user_id, waiting)
-        return worked
+        limit = asyncio.Semaphore(USERS_AT_ONCE)
+
+        async def turn(user_id: str) -> tuple[bool, bool]:
+            async with limit:
+                if await queue.paused_for() > 0:
+                    return False, True
+                return await self._turn(user_id)
+
+        results = await asyncio.gather(*(turn(user_id) for user_id in await queue.users()))
+        return any(worked for worked, _ in results)
+
+    async def _turn(self, user_id: str) -> tuple[bool, bool]:
+        """One user's turn: (whether a call was made, whether Spotify paused us)."""
+        queue = self._enricher.queue
+        if await self._holds.held(user_id):
+            return False, False
+        try:
+            report = await self._enricher.enrich_user(user_id, max_calls=self._turn_calls)
+        except (grpc.aio.AioRpcError, SpotifyUnauthorized) as exc:
+            # The token: the user is unknown to auth, has no Spotify account linked or
+            # must sign in again. Time (and the user) will fix it, not a retry loop.
+            log.info(
+                "enrichment on hold for user",
+                extra={"user_id": user_id, "error": type(exc).__name__},
+            )
+            await self._holds.hold(user_id, HOLD_SECONDS)
+            return False, False
+        except Exception:
+            # One user's failure (Spotify down, a database hiccup) must not hold up the
+            # others: that user waits a little, the round goes on.
+            log.warning("enrichment failed for user", extra={"user_id": user_id}, exc_info=True)
+            await self._holds.hold(user_id, RETRY_SECONDS)
+            return False, False
+        if report.paused_for:
+            return report.calls > 0, True
+        waiting = [Kind.TRACKS, Kind.ARTISTS, Kind.ALBUMS]
+        if not report.closed:
+            waiting.append(Kind.FEATURES)
+        await queue.forget_if_empty(user_id, waiting)
+        return report.calls > 0, False
 
 
 async def consume_plays_stored(
