@@ -87,16 +87,6 @@ async def overview_latency(
                 break
         first_ms = (time.perf_counter() - started) * 1000
         assert first.status_code == 200, first.text
-        latencies: list[float] = []
-
-        async def one_client() -> None:
-            for _ in range(REQUESTS_PER_CLIENT):
-                begun = time.perf_counter()
-                response = await client.get(
-                    "/api/v1/analytics/overview", params={"period": period}, headers=headers
-                )
-                latencies.append((time.perf_counter() - begun) * 1000)
-                assert response.status_code == 200, response.text
 
         result: dict[str, Any] = {
             "plays_in_period": first.json()["total_tracks_played"],
@@ -109,6 +99,17 @@ async def overview_latency(
             result[f"wrk_{CONCURRENCY}_connections"] = run_wrk(url, headers, CONCURRENCY)
             result["wrk_1_connection"] = run_wrk(url, headers, 1)
             return result
+
+        latencies: list[float] = []
+
+        async def one_client() -> None:
+            for _ in range(REQUESTS_PER_CLIENT):
+                begun = time.perf_counter()
+                response = await client.get(
+                    "/api/v1/analytics/overview", params={"period": period}, headers=headers
+                )
+                latencies.append((time.perf_counter() - begun) * 1000)
+                assert response.status_code == 200, response.text
 
         wall = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(CONCURRENCY)))
