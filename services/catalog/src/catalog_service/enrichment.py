@@ -136,10 +136,38 @@ class Enricher:
         return self._queue
 
     async def note(self, user_id: str, seen: Sequence[SeenTrack]) -> tuple[int, int]:
-        """Store placeholders for unknown ids and queue them for the user: (new, queued)."""
-        new, to_enrich = await self._catalog.note_seen(seen, self._clock())
-        queued = await self._queue.add(Kind.TRACKS, user_id, to_enrich)
-        return len(new), queued
+        """Store placeholders for unknown ids and queue them for the user: (new, queued).
+
+        Tracks enriched already still queue what they lack for this user (artists, audio
+        features): whoever enriched them may never get to it (a user whose sign-in was
+        revoked keeps their queue on hold), and this user's plays need it.
+        """
+        noted = await self._catalog.note_seen(seen, self._clock())
+        queued = await self._queue.add(Kind.TRACKS, user_id, noted.to_enrich)
+        queued += await self._queue_details(
+            user_id,
+            {
+                track_id: [a.get("spotify_id", "") for a in doc.get("artists") or ()]
+                for track_id, doc in noted.enriched.items()
+            },
+        )
+        return len(noted.new), queued
+
+    async def _queue_details(self, user_id: str, artists_by_track: dict[str, list[str]]) -> int:
+        """Queue the artists and audio features these enriched tracks still lack."""
+        if not artists_by_track:
+            return 0
+        artist_ids = {a for artists in artists_by_track.values() for a in artists if a}
+        known = await self._catalog.get_artists(artist_ids)
+        queued = await self._queue.add(
+            Kind.ARTISTS,
+            user_id,
+            [a for a in artist_ids if not known.get(a, {}).get("enriched")],
+        )
+        checked = await self._catalog.features_checked(artists_by_track)
+        return queued + await self._queue.add(
+            Kind.FEATURES, user_id, [i for i in artists_by_track if i not in checked]
+        )
 
     async def enrich_user(
         self, user_id: str, *, max_calls: int, priority: Priority = Priority.BACKGROUND
@@ -325,16 +353,10 @@ class Enricher:
             if isinstance(b.get("album"), dict) and b["album"].get("id")
         }
         await self._catalog.store_albums(albums, now)
-        artist_ids = {a["spotify_id"] for b in bodies for a in track_fields(b)["artists"]}
-        known = await self._catalog.get_artists(artist_ids)
-        await self._queue.add(
-            Kind.ARTISTS,
+        await self._queue_details(
             user_id,
-            [a for a in artist_ids if not (known.get(a, {}).get("enriched"))],
+            {str(b["id"]): [a["spotify_id"] for a in track_fields(b)["artists"]] for b in bodies},
         )
-        track_ids = [str(b["id"]) for b in bodies]
-        checked = await self._catalog.features_checked(track_ids)
-        await self._queue.add(Kind.FEATURES, user_id, [i for i in track_ids if i not in checked])
         if report is not None:
             report.tracks += len(bodies)
             report.albums += len(albums)

@@ -85,6 +85,14 @@ async def _on_ferretdb(database: AsyncDatabase) -> bool:
     return _FERRETDB[key]
 
 
+class Noted(NamedTuple):
+    """What noting seen tracks found: placeholders created, ids to enrich, enriched tracks."""
+
+    new: list[str]
+    to_enrich: list[str]
+    enriched: dict[str, dict[str, Any]]
+
+
 class Write(NamedTuple):
     """One single-document update: filter, update document, upsert or not."""
 
@@ -169,13 +177,12 @@ class CatalogRepository:
         """Stored albums by Spotify id."""
         return await _get_many(self.albums, ids)
 
-    async def note_seen(
-        self, seen: Sequence[SeenTrack], now: datetime
-    ) -> tuple[list[str], list[str]]:
-        """Store placeholders for track ids not stored yet; returns (new ids, ids to enrich).
+    async def note_seen(self, seen: Sequence[SeenTrack], now: datetime) -> Noted:
+        """Store placeholders for track ids not stored yet.
 
         A placeholder holds what the play said (names, artist and album ids); it is never
-        overwritten. Name-only tracks go to `named_tracks`.
+        overwritten. Name-only tracks go to `named_tracks`. The enriched tracks among the
+        seen ones come back too: their artists or audio features may still be missing.
         """
         with_id = {s.spotify_id: s for s in seen if s.spotify_id}
         enriched = await _get_many(self.tracks, with_id)
@@ -214,7 +221,7 @@ class CatalogRepository:
         to_enrich = [
             i for i in with_id if i not in enriched and not stubs.get(i, {}).get("missing")
         ]
-        return new, to_enrich
+        return Noted(new, to_enrich, enriched)
 
     async def store_tracks(
         self, fields_by_id: Mapping[str, Mapping[str, Any]], now: datetime
