@@ -242,6 +242,11 @@ async def test_sending_a_batch_again_stores_nothing_new(observability: Any, logg
         pb.ListApiCallsRequest(user_id=logged.other_user, page_size=1)
     )
     assert listed.total == OTHER_USER_CALLS
+    # The stats count each record once too.
+    stats = await observability.stub.GetApiCallStats(
+        pb.GetApiCallStatsRequest(user_id=logged.other_user)
+    )
+    assert stats.total_calls == OTHER_USER_CALLS
 
 
 async def test_list_pages_newest_first_with_full_records(
@@ -444,3 +449,26 @@ async def test_top_endpoint_ties_are_broken_by_name(observability: Any) -> None:
         ("POST /a", 1),
     ]
     assert (stats.success_rate, stats.avg_latency_ms) == (100.0, 10.0)
+
+
+async def test_endpoints_with_dots_dollars_and_percents_are_counted_as_sent(
+    observability: Any,
+) -> None:
+    # Stats keep endpoints as field names, where "." and "$" mean something.
+    stub = observability.stub
+    user = str(ObjectId())
+    now = datetime.now(UTC)
+    plan = [("/v1/a.b", 3), ("/v1/$where", 2), ("/v1/100%25.x", 1)]
+    calls = [
+        Sent(str(ObjectId()), "spotify", "ingestion", "GET", e, 200, 1.0, None, "", user, now)
+        for e, n in plan
+        for _ in range(n)
+    ]
+    await stub.RecordApiCalls(pb.RecordApiCallsRequest(calls=[call.to_pb() for call in calls]))
+    stats = await stub.GetApiCallStats(pb.GetApiCallStatsRequest(user_id=user))
+    assert [(top.endpoint, top.count) for top in stats.top_endpoints] == [
+        ("GET /v1/a.b", 3),
+        ("GET /v1/$where", 2),
+        ("GET /v1/100%25.x", 1),
+    ]
+    assert stats.total_calls == 6

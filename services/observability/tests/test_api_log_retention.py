@@ -97,4 +97,4 @@ async def test_indexes_are_created_and_ttl_only_where_supported(
         # FerretDB refuses TTL indexes; the periodic sweep above does the work.
         assert ttl == {}
     else:
-        assert ttl == {"timestamp_ttl": RETENTION_DAYS * 86400}
+        assert ttl == {"timestamp_ttl": (RETENTION_DAYS + 1) * 86400}

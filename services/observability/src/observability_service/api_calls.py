@@ -16,16 +16,20 @@ Decisions the REST surface shows:
   (the second copy counts as not stored); records without one get a fresh id.
 - A record with an impossible status (not 0 and not 100-599) or without method or
   endpoint is skipped and not counted as stored.
-- Records are kept `api_log_retention_days`: a TTL index does it on MongoDB, and a
-  periodic delete does it everywhere (FerretDB has no TTL indexes).
+- Records are kept `api_log_retention_days`, counted in whole UTC days: the periodic
+  delete removes the calls and the day stats of days before the first day kept, so the
+  stats and the listing agree. MongoDB's TTL index (a day longer) is only a backstop.
+- The stats are summed from per-user, per-day counters written with the records (see
+  `repository.py`), so they cost the same however long the log is.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from bson import ObjectId
@@ -44,6 +48,7 @@ from observability_service.repository import (
     object_id,
     status_class,
     truncate_to_ms,
+    unescape_field,
 )
 from observability_service.validation import PageRequest, require_user_id
 
@@ -139,19 +144,39 @@ class ApiCallLog:
             )
         return await self._calls.insert_many(normalized)
 
+    def _first_day_kept(self) -> date:
+        """The oldest UTC day whose calls are kept."""
+        return (self._clock() - self._retention).date()
+
     async def list_calls(
         self, *, user_id: str, page: PageRequest, filters: ApiCallFilter
     ) -> Page[ApiCall]:
         """One page of the user's calls, newest first."""
         require_user_id(user_id)
+        filters = _normalize_filter(filters)
+        counted = None
+        if filters == ApiCallFilter():
+
+            async def counted() -> int:
+                days = await self._calls.days_for_user(user_id, self._first_day_kept())
+                return sum(int(day.get("calls") or 0) for day in days)
+
         return await self._calls.list_for_user(
-            user_id, _normalize_filter(filters), skip=page.skip, limit=page.size
+            user_id, filters, skip=page.skip, limit=page.size, count_all=counted
         )
 
     async def stats(self, *, user_id: str) -> ApiCallStats:
         """Totals, error and rate-limit counts, success rate, latency and top endpoints."""
         require_user_id(user_id)
-        by_code = await self._calls.count_by_status_code(user_id)
+        by_code: Counter[int] = Counter()
+        endpoints: Counter[str] = Counter()
+        latency_sum = 0.0
+        for day in await self._calls.days_for_user(user_id, self._first_day_kept()):
+            for code, calls in (day.get("codes") or {}).items():
+                by_code[int(code)] += int(calls)
+            for name, calls in (day.get("endpoints") or {}).items():
+                endpoints[unescape_field(name)] += int(calls)
+            latency_sum += float(day.get("latency_ms") or 0.0)
         total = sum(by_code.values())
         distribution: dict[str, int] = {}
         for code, calls in by_code.items():
@@ -159,8 +184,10 @@ class ApiCallLog:
             distribution[key] = distribution.get(key, 0) + calls
         successes = sum(count for key, count in distribution.items() if key in _SUCCESS_CLASSES)
         errors = sum(calls for code, calls in by_code.items() if code == 0 or code >= 400)
-        latency_sum = await self._calls.sum_latency_ms(user_id) if total else 0.0
-        top = await self._calls.top_endpoints(user_id, limit=TOP_ENDPOINTS)
+        top = sorted(
+            ((name, calls) for name, calls in endpoints.items() if calls > 0),
+            key=lambda item: (-item[1], item[0]),
+        )[:TOP_ENDPOINTS]
         return ApiCallStats(
             total_calls=total,
             error_count=errors,
@@ -172,8 +199,8 @@ class ApiCallLog:
         )
 
     async def purge_expired(self) -> int:
-        """Delete records older than the retention period; returns how many."""
-        deleted = await self._calls.delete_older_than(self._clock() - self._retention)
+        """Delete the records of days before the retention; returns how many."""
+        deleted = await self._calls.delete_before(self._first_day_kept())
         if deleted:
             log.info("expired api call records deleted", extra={"deleted": deleted})
         return deleted

@@ -7,6 +7,11 @@
 - `api_calls`: one document per outbound HTTP exchange, with fields derived at write time
   (`status_class`, `endpoint_key`, `endpoint_lower`) because FerretDB's aggregation has
   no string or conditional operators.
+- `api_call_days`: the stats of one user's calls of one UTC day, `_id` "<user_id>:<day>":
+  `calls`, `latency_ms` (sum), `codes` {status code: calls}, `endpoints` {"<METHOD>
+  <path>", escaped: calls}. Counted with `$inc` as new records are stored, so the stats
+  read a few small documents instead of aggregating the whole log (which FerretDB does by
+  scanning every user's calls: the stats grew slower with every call the system made).
 
 Everything here runs on FerretDB v1.24 (SQLite) and on MongoDB 7/8: single-document
 writes, `_id` lookups, aggregations of `$match`/`$group`/`$sum`/`$sort`/`$limit` only.
@@ -14,11 +19,15 @@ writes, `_id` lookups, aggregations of `$match`/`$group`/`$sum`/`$sort`/`$limit`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -44,6 +53,8 @@ _DUPLICATE_KEY = 11000
 # createIndexes refuses an existing index whose options (here expireAfterSeconds) differ.
 _INDEX_OPTIONS_CONFLICT = 85
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
+# Stripes of the in-process locks of day-stats updates.
+_DAY_LOCKS = 64
 
 
 async def _sum_by(
@@ -447,6 +458,16 @@ def endpoint_key(method: str, endpoint: str) -> str:
     return f"{method} {endpoint}"
 
 
+def escape_field(text: str) -> str:
+    """`text` usable as a field name ("." and "$" mean paths and operators): %-escaped."""
+    return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def unescape_field(name: str) -> str:
+    """The text `escape_field` was given."""
+    return unquote(name)
+
+
 def escape_regex(text: str) -> str:
     """`text` as a literal pattern for both PCRE (MongoDB) and RE2 (FerretDB)."""
     return "".join(f"\\{ch}" if ch in _REGEX_SPECIALS else ch for ch in text)
@@ -498,12 +519,18 @@ class ApiCallRepository:
 
     def __init__(self, database: AsyncDatabase) -> None:
         self._calls = database["api_calls"]
+        self._days = database["api_call_days"]
+        # Counter updates of one day document run one at a time in this process: FerretDB
+        # applies `$inc` as read-modify-write, so two at once could lose one (MongoDB's are
+        # atomic; production runs it, the single-box FerretDB stack runs one replica).
+        self._day_locks = [asyncio.Lock() for _ in range(_DAY_LOCKS)]
 
     async def ensure_indexes(self, *, ttl_seconds: int | None) -> None:
         """Create the indexes; with `ttl_seconds`, also MongoDB's TTL index on `timestamp`."""
         await self._calls.create_index(
             [("user_id", ASCENDING), ("timestamp", DESCENDING)], name="user_timestamp"
         )
+        await self._days.create_index([("user_id", ASCENDING), ("day", ASCENDING)], name="user_day")
         if ttl_seconds is None:
             return
         try:
@@ -522,19 +549,60 @@ class ApiCallRepository:
             )
 
     async def insert_many(self, calls: Sequence[ApiCall]) -> int:
-        """Store calls; ones whose id is already stored are skipped. Returns how many were new."""
+        """Store calls and count them in their day's stats; ones already stored are skipped.
+
+        Returns how many were new. Only new records are counted, so a batch sent twice
+        counts once.
+        """
         if not calls:
             return 0
         docs = [api_call_to_doc(call) for call in calls]
+        new = list(calls)
         try:
-            result = await self._calls.insert_many(docs, ordered=False)
+            await self._calls.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            others = [error for error in errors if error.get("code") != _DUPLICATE_KEY]
-            if others:
+            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
                 raise
-            return int(exc.details.get("nInserted", len(docs) - len(errors)))
-        return len(result.inserted_ids)
+            refused = {int(error["index"]) for error in errors}
+            new = [call for index, call in enumerate(calls) if index not in refused]
+        await self._count(new)
+        return len(new)
+
+    async def _count(self, calls: Sequence[ApiCall]) -> None:
+        """Add the calls to the stats of their user and day (calls of no user are not listed)."""
+        increments: dict[tuple[str, str], Counter[str]] = {}
+        latency: Counter[tuple[str, str]] = Counter()
+        for call in calls:
+            if not call.user_id:
+                continue
+            key = (call.user_id, call.timestamp.date().isoformat())
+            counts = increments.setdefault(key, Counter())
+            counts["calls"] += 1
+            counts[f"codes.{call.status_code}"] += 1
+            counts[f"endpoints.{escape_field(endpoint_key(call.method, call.endpoint))}"] += 1
+            latency[key] += call.latency_ms
+        await asyncio.gather(
+            *(
+                self._add_to_day(user_id, day, {**counts, "latency_ms": latency[(user_id, day)]})
+                for (user_id, day), counts in increments.items()
+            )
+        )
+
+    async def _add_to_day(self, user_id: str, day: str, increments: dict[str, Any]) -> None:
+        day_id = f"{user_id}:{day}"
+        update = {"$inc": increments, "$setOnInsert": {"user_id": user_id, "day": day}}
+        async with self._day_locks[zlib.crc32(day_id.encode()) % _DAY_LOCKS]:
+            try:
+                await self._days.update_one({"_id": day_id}, update, upsert=True)
+            except DuplicateKeyError:
+                # Another replica's upsert created the day first: now it is an update.
+                await self._days.update_one({"_id": day_id}, update, upsert=True)
+
+    async def days_for_user(self, user_id: str, since: date) -> list[dict[str, Any]]:
+        """The user's day stats from `since` on (the days within the retention)."""
+        cursor = self._days.find({"user_id": user_id, "day": {"$gte": since.isoformat()}})
+        return [doc async for doc in cursor]
 
     def _query(self, user_id: str, filters: ApiCallFilter) -> dict[str, Any]:
         query: dict[str, Any] = {"user_id": user_id}
@@ -554,9 +622,19 @@ class ApiCallRepository:
         return query
 
     async def list_for_user(
-        self, user_id: str, filters: ApiCallFilter, *, skip: int, limit: int
+        self,
+        user_id: str,
+        filters: ApiCallFilter,
+        *,
+        skip: int,
+        limit: int,
+        count_all: Callable[[], Awaitable[int]] | None = None,
     ) -> Page[ApiCall]:
-        """One page of a user's calls, newest first, and the number of matches."""
+        """One page of a user's calls, newest first, and the number of matches.
+
+        `count_all`: how the caller counts the matches without a query (the day stats,
+        when no filter is set); saves counting them, another scan of the log on FerretDB.
+        """
         query = self._query(user_id, filters)
         cursor = (
             self._calls.find(query)
@@ -565,32 +643,15 @@ class ApiCallRepository:
             .limit(limit)
         )
         items = tuple([_api_call_from_doc(doc) async for doc in cursor])
-        return Page(items=items, total=await _total(self._calls, query, skip, limit, len(items)))
+        if len(items) < limit and (items or skip == 0):
+            return Page(items=items, total=skip + len(items))
+        if count_all is not None:
+            return Page(items=items, total=await count_all())
+        return Page(items=items, total=await self._calls.count_documents(query))
 
-    async def count_by_status_code(self, user_id: str) -> dict[int, int]:
-        """How many calls of one user ended with each status code."""
-        counts = await _sum_by(self._calls, {"user_id": user_id}, "$status_code", 1)
-        return {int(code or 0): int(count) for code, count in counts.items()}
-
-    async def sum_latency_ms(self, user_id: str) -> float:
-        """The summed latency of one user's calls."""
-        totals = await _sum_by(self._calls, {"user_id": user_id}, None, "$latency_ms")
-        return float(totals.get(None, 0.0))
-
-    async def top_endpoints(self, user_id: str, *, limit: int) -> list[tuple[str, int]]:
-        """The user's most called "<METHOD> <path>", most first, ties by name."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": {"user_id": user_id}},
-            {"$group": {"_id": "$endpoint_key", "count": {"$sum": 1}}},
-            {"$sort": {"count": -1, "_id": 1}},
-            {"$limit": limit},
-        ]
-        return [
-            (str(row["_id"]), int(row["count"]))
-            async for row in await self._calls.aggregate(pipeline)
-        ]
-
-    async def delete_older_than(self, cutoff: datetime) -> int:
-        """Delete calls recorded before `cutoff`; returns how many."""
-        result = await self._calls.delete_many({"timestamp": {"$lt": cutoff}})
+    async def delete_before(self, day: date) -> int:
+        """Delete the calls and day stats of days before `day` (UTC); returns how many calls."""
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        result = await self._calls.delete_many({"timestamp": {"$lt": start}})
+        await self._days.delete_many({"day": {"$lt": day.isoformat()}})
         return result.deleted_count

@@ -38,7 +38,10 @@ async def ensure_indexes(
 ) -> None:
     """Create every index; the TTL index on API calls only where the server has TTL."""
     await jobs.ensure_indexes()
-    ttl_seconds = None if await is_ferretdb(database) else settings.api_log_retention_days * 86400
+    # A day longer than the retention: the periodic sweep deletes whole days (calls and
+    # their day stats together); the TTL index only catches what a stopped sweep left.
+    ttl_days = settings.api_log_retention_days + 1
+    ttl_seconds = None if await is_ferretdb(database) else ttl_days * 86400
     await calls.ensure_indexes(ttl_seconds=ttl_seconds)
 
 
