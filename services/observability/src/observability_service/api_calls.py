@@ -154,16 +154,11 @@ class ApiCallLog:
         """One page of the user's calls, newest first."""
         require_user_id(user_id)
         filters = _normalize_filter(filters)
-        counted = None
         if filters == ApiCallFilter():
-
-            async def counted() -> int:
-                days = await self._calls.days_for_user(user_id, self._first_day_kept())
-                return sum(int(day.get("calls") or 0) for day in days)
-
-        return await self._calls.list_for_user(
-            user_id, filters, skip=page.skip, limit=page.size, count_all=counted
-        )
+            return await self._calls.page_from_slots(
+                user_id, self._first_day_kept(), skip=page.skip, limit=page.size
+            )
+        return await self._calls.list_for_user(user_id, filters, skip=page.skip, limit=page.size)
 
     async def stats(self, *, user_id: str) -> ApiCallStats:
         """Totals, error and rate-limit counts, success rate, latency and top endpoints."""

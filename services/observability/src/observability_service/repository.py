@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import zlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -458,6 +458,28 @@ def endpoint_key(method: str, endpoint: str) -> str:
     return f"{method} {endpoint}"
 
 
+def slot_of(moment: datetime) -> str:
+    """The 10-minute slot of a UTC time within its day, "HHM" ("133" is 13:30-13:39)."""
+    return f"{moment.hour:02d}{moment.minute // 10}"
+
+
+@dataclass
+class _DayUpdate:
+    """What one batch adds to one user's day: counters, summed latency, slot entries."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    latency_ms: float = 0.0
+    entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+async def _upsert(collection: AsyncCollection, doc_id: str, update: dict[str, Any]) -> None:
+    try:
+        await collection.update_one({"_id": doc_id}, update, upsert=True)
+    except DuplicateKeyError:
+        # Another replica's upsert created the document first: now it is an update.
+        await collection.update_one({"_id": doc_id}, update, upsert=True)
+
+
 def escape_field(text: str) -> str:
     """`text` usable as a field name ("." and "$" mean paths and operators): %-escaped."""
     return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
@@ -520,6 +542,7 @@ class ApiCallRepository:
     def __init__(self, database: AsyncDatabase) -> None:
         self._calls = database["api_calls"]
         self._days = database["api_call_days"]
+        self._slots = database["api_call_slots"]
         # Counter updates of one day document run one at a time in this process: FerretDB
         # applies `$inc` as read-modify-write, so two at once could lose one (MongoDB's are
         # atomic; production runs it, the single-box FerretDB stack runs one replica).
@@ -531,6 +554,7 @@ class ApiCallRepository:
             [("user_id", ASCENDING), ("timestamp", DESCENDING)], name="user_timestamp"
         )
         await self._days.create_index([("user_id", ASCENDING), ("day", ASCENDING)], name="user_day")
+        await self._slots.create_index("day", name="day")
         if ttl_seconds is None:
             return
         try:
@@ -570,34 +594,79 @@ class ApiCallRepository:
         return len(new)
 
     async def _count(self, calls: Sequence[ApiCall]) -> None:
-        """Add the calls to the stats of their user and day (calls of no user are not listed)."""
-        increments: dict[tuple[str, str], Counter[str]] = {}
-        latency: Counter[tuple[str, str]] = Counter()
+        """Add the calls to their user's day stats and slot indexes (no user: not listed)."""
+        days: dict[tuple[str, str], _DayUpdate] = {}
         for call in calls:
             if not call.user_id:
                 continue
-            key = (call.user_id, call.timestamp.date().isoformat())
-            counts = increments.setdefault(key, Counter())
-            counts["calls"] += 1
-            counts[f"codes.{call.status_code}"] += 1
-            counts[f"endpoints.{escape_field(endpoint_key(call.method, call.endpoint))}"] += 1
-            latency[key] += call.latency_ms
-        await asyncio.gather(
-            *(
-                self._add_to_day(user_id, day, {**counts, "latency_ms": latency[(user_id, day)]})
-                for (user_id, day), counts in increments.items()
+            day = call.timestamp.date().isoformat()
+            update = days.setdefault((call.user_id, day), _DayUpdate())
+            slot = slot_of(call.timestamp)
+            update.counts["calls"] += 1
+            update.counts[f"codes.{call.status_code}"] += 1
+            update.counts[
+                f"endpoints.{escape_field(endpoint_key(call.method, call.endpoint))}"
+            ] += 1
+            update.counts[f"slots.{slot}"] += 1
+            update.latency_ms += call.latency_ms
+            update.entries.setdefault(slot, []).append(
+                {"t": call.timestamp, "i": ObjectId(call.id)}
             )
+        await asyncio.gather(
+            *(self._add_to_day(user_id, day, update) for (user_id, day), update in days.items())
         )
 
-    async def _add_to_day(self, user_id: str, day: str, increments: dict[str, Any]) -> None:
+    async def _add_to_day(self, user_id: str, day: str, update: _DayUpdate) -> None:
         day_id = f"{user_id}:{day}"
-        update = {"$inc": increments, "$setOnInsert": {"user_id": user_id, "day": day}}
+        owner = {"user_id": user_id, "day": day}
         async with self._day_locks[zlib.crc32(day_id.encode()) % _DAY_LOCKS]:
-            try:
-                await self._days.update_one({"_id": day_id}, update, upsert=True)
-            except DuplicateKeyError:
-                # Another replica's upsert created the day first: now it is an update.
-                await self._days.update_one({"_id": day_id}, update, upsert=True)
+            # Slots first: a reader that sees a count finds its entries.
+            for slot, entries in update.entries.items():
+                await _upsert(
+                    self._slots,
+                    f"{day_id}T{slot}",
+                    {"$push": {"calls": {"$each": entries}}, "$setOnInsert": owner},
+                )
+            increments = {**update.counts, "latency_ms": update.latency_ms}
+            await _upsert(self._days, day_id, {"$inc": increments, "$setOnInsert": owner})
+
+    async def page_from_slots(
+        self, user_id: str, since: date, *, skip: int, limit: int
+    ) -> Page[ApiCall]:
+        """One page of all the user's calls, newest first, through the slot indexes.
+
+        The day stats say how many calls each 10-minute slot holds, so whole slots before
+        the page are skipped by count; the slots the page falls in are read and sorted, and
+        the page's records read by `_id`. Costs the same however long the log is.
+        """
+        days = await self.days_for_user(user_id, since)
+        total = sum(int(day.get("calls") or 0) for day in days)
+        slots = sorted(
+            (
+                (day["day"], slot, int(calls))
+                for day in days
+                for slot, calls in (day.get("slots") or {}).items()
+            ),
+            reverse=True,
+        )
+        wanted: list[str] = []
+        first = position = 0
+        for day, slot, calls in slots:
+            if position >= skip + limit:
+                break
+            if position + calls > skip:
+                if not wanted:
+                    first = position
+                wanted.append(f"{user_id}:{day}T{slot}")
+            position += calls
+        docs = await asyncio.gather(*(self._slots.find_one({"_id": i}) for i in wanted))
+        entries = sorted(
+            ((entry["t"], entry["i"]) for doc in docs if doc for entry in doc.get("calls") or ()),
+            reverse=True,
+        )[skip - first : skip - first + limit]
+        found = await asyncio.gather(*(self._calls.find_one({"_id": i}) for _, i in entries))
+        items = tuple(_api_call_from_doc(doc) for doc in found if doc is not None)
+        return Page(items=items, total=total)
 
     async def days_for_user(self, user_id: str, since: date) -> list[dict[str, Any]]:
         """The user's day stats from `since` on (the days within the retention)."""
@@ -622,18 +691,12 @@ class ApiCallRepository:
         return query
 
     async def list_for_user(
-        self,
-        user_id: str,
-        filters: ApiCallFilter,
-        *,
-        skip: int,
-        limit: int,
-        count_all: Callable[[], Awaitable[int]] | None = None,
+        self, user_id: str, filters: ApiCallFilter, *, skip: int, limit: int
     ) -> Page[ApiCall]:
-        """One page of a user's calls, newest first, and the number of matches.
+        """One page of a user's filtered calls, newest first, and the number of matches.
 
-        `count_all`: how the caller counts the matches without a query (the day stats,
-        when no filter is set); saves counting them, another scan of the log on FerretDB.
+        A query over the whole log (a scan on FerretDB); the unfiltered listing uses
+        `page_from_slots`.
         """
         query = self._query(user_id, filters)
         cursor = (
@@ -643,15 +706,12 @@ class ApiCallRepository:
             .limit(limit)
         )
         items = tuple([_api_call_from_doc(doc) async for doc in cursor])
-        if len(items) < limit and (items or skip == 0):
-            return Page(items=items, total=skip + len(items))
-        if count_all is not None:
-            return Page(items=items, total=await count_all())
-        return Page(items=items, total=await self._calls.count_documents(query))
+        return Page(items=items, total=await _total(self._calls, query, skip, limit, len(items)))
 
     async def delete_before(self, day: date) -> int:
         """Delete the calls and day stats of days before `day` (UTC); returns how many calls."""
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         result = await self._calls.delete_many({"timestamp": {"$lt": start}})
         await self._days.delete_many({"day": {"$lt": day.isoformat()}})
+        await self._slots.delete_many({"day": {"$lt": day.isoformat()}})
         return result.deleted_count
