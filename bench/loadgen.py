@@ -22,7 +22,7 @@ from collections import defaultdict
 
 import httpx
 
-from bench.common import summary
+from bench.common import percentile, summary
 
 # Not load-tested: the OAuth flow (state in Redis per call), dev-login (creates sessions),
 # and the update check (GitHub, cached).
@@ -34,6 +34,8 @@ EXCLUDED_PATHS = frozenset(
         "/api/health/update",
     }
 )
+# Equal parts the run is cut into for the latency-over-time figures.
+WINDOWS = 6
 DEFAULT_QUERIES = {"/api/v1/history": {"limit": "50"}, "/api/v1/api-logs": {"limit": "50"}}
 
 
@@ -58,6 +60,8 @@ async def run(
         latencies: dict[str, list[float]] = defaultdict(list)
         errors: dict[str, int] = defaultdict(int)
         statuses: dict[str, int] = defaultdict(int)
+        # (seconds since the start, latency ms, ok) of every request, for the windows.
+        timeline: list[tuple[float, float, bool]] = []
         order = itertools.cycle(routes)
         started = time.perf_counter()
         deadline = started + duration
@@ -80,7 +84,9 @@ async def run(
                     status = str(response.status_code)
                 except httpx.HTTPError as exc:
                     status = type(exc).__name__
-                latencies[path].append((time.perf_counter() - sent) * 1000)
+                latency = (time.perf_counter() - sent) * 1000
+                latencies[path].append(latency)
+                timeline.append((sent - started, latency, status == "200"))
                 statuses[status] += 1
                 if status != "200":
                     errors[path] += 1
@@ -103,12 +109,29 @@ async def run(
             path: {"errors": errors[path], "latency_ms": summary(values)}
             for path, values in sorted(latencies.items())
         },
+        "windows": windows(timeline, elapsed),
     }
 
 
-def _p99(values: list[float]) -> float:
-    from bench.common import percentile
+def windows(timeline: list[tuple[float, float, bool]], elapsed: float) -> list[dict]:
+    """The run cut in WINDOWS equal parts: requests, errors, p50/p99 (does latency drift?)."""
+    width = max(elapsed / WINDOWS, 1.0)
+    parts: list[list[tuple[float, bool]]] = [[] for _ in range(WINDOWS)]
+    for at, latency, ok in timeline:
+        parts[min(int(at // width), WINDOWS - 1)].append((latency, ok))
+    return [
+        {
+            "from_s": round(index * width),
+            "requests": len(part),
+            "errors": sum(1 for _, ok in part if not ok),
+            "p50_ms": round(percentile([v for v, _ in part], 0.5), 1) if part else None,
+            "p99_ms": round(percentile([v for v, _ in part], 0.99), 1) if part else None,
+        }
+        for index, part in enumerate(parts)
+    ]
 
+
+def _p99(values: list[float]) -> float:
     return percentile(values, 0.99)
 
 

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             "memory": memory,
             # Per route: requests, errors and latency (which routes fail or slow down).
             "routes": result.get("routes", {}),
+            # The run in six equal parts: requests, errors, p50/p99 (flat latency too).
+            "windows": result.get("windows", []),
         },
     )
     return 0 if result["errors"] == 0 and not died else 1

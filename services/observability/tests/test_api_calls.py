@@ -7,6 +7,8 @@ and every statistic against a recomputation in Python from the records it sent.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import itertools
 import math
 import random
@@ -23,6 +25,8 @@ from bson import ObjectId
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from echostats.observability.v1 import observability_service_pb2 as pb
+from observability_service.models import ApiCall
+from observability_service.repository import ApiCallRepository, api_call_to_doc
 
 ENDPOINTS = (
     "/v1/me/player/recently-played",
@@ -472,3 +476,37 @@ async def test_endpoints_with_dots_dollars_and_percents_are_counted_as_sent(
         ("GET /v1/100%25.x", 1),
     ]
     assert stats.total_calls == 6
+
+
+async def test_records_stored_before_the_day_stats_are_counted_once(
+    observability: Any, database: Any
+) -> None:
+    # Records as an earlier version stored them: no `counted` flag, in no day stats.
+    user = str(ObjectId())
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
+    calls = make_calls(random.Random(7), user, 30, start)
+    docs = []
+    for call in calls:
+        doc = api_call_to_doc(ApiCall(**dataclasses.asdict(call)))
+        del doc["counted"]
+        docs.append(doc)
+    await database["api_calls"].insert_many(docs)
+    before = await observability.stub.GetApiCallStats(pb.GetApiCallStatsRequest(user_id=user))
+    assert before.total_calls == 0
+
+    # Two replicas starting at once.
+    counted = await asyncio.gather(
+        ApiCallRepository(database).count_uncounted(chunk=7),
+        ApiCallRepository(database).count_uncounted(chunk=7),
+    )
+
+    assert sum(counted) == len(calls)
+    stats = await observability.stub.GetApiCallStats(pb.GetApiCallStatsRequest(user_id=user))
+    assert stats.total_calls == len(calls)
+    assert dict(stats.status_distribution) == expected_stats(calls)["status_distribution"]
+    listed = await observability.stub.ListApiCalls(
+        pb.ListApiCallsRequest(user_id=user, page_size=100)
+    )
+    assert listed.total == len(calls)
+    assert [as_tuple(c) for c in listed.calls] == [sent_tuple(c) for c in newest_first(calls)]
+    assert await ApiCallRepository(database).count_uncounted() == 0

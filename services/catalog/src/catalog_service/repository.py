@@ -13,9 +13,9 @@
 - `top_items`: `_id` = user id, `rankings` = {"<tracks|artists>:<time range>": [ids]}.
 
 Batch reads are one `{_id: {$in: [...]}}` query per 500 ids on MongoDB, and concurrent
-`_id` reads or one `$in` on FerretDB, which scans the collection for `$in` (`_get_many`). Writes
-are per-document upserts keyed by `_id` (idempotent; concurrent writers converge), not
-`bulk_write` (see `_write_each`).
+`_id` reads or one `$in` on FerretDB, which scans the collection for `$in`
+(`_read_by_ids`). Writes are per-document upserts keyed by `_id` (idempotent; concurrent
+writers converge), not `bulk_write` (see `_write_each`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def new_doc_id() -> str:
     return str(ObjectId())
 
 
-async def _get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+async def _read_by_ids(
+    collection: AsyncCollection, ids: Iterable[str], *, ferretdb: bool
+) -> dict[str, dict[str, Any]]:
     """{_id: document} for the ids that exist.
 
     MongoDB: one `$in` query per chunk of `_IN_CHUNK` ids (index lookups). FerretDB
@@ -61,7 +63,7 @@ async def _get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str
     if not unique:
         return {}
     chunk_size = _IN_CHUNK
-    if await _on_ferretdb(collection.database):
+    if ferretdb:
         if len(unique) <= _ONE_BY_ONE_MAX:
             docs = await asyncio.gather(*(collection.find_one({"_id": i}) for i in unique))
             return {doc["_id"]: doc for doc in docs if doc is not None}
@@ -72,17 +74,6 @@ async def _get_many(collection: AsyncCollection, ids: Iterable[str]) -> dict[str
         async for doc in collection.find({"_id": {"$in": chunk}}):
             found[doc["_id"]] = doc
     return found
-
-
-# Whether a database (by client and name) is FerretDB, asked once (`buildInfo`).
-_FERRETDB: dict[tuple[int, str], bool] = {}
-
-
-async def _on_ferretdb(database: AsyncDatabase) -> bool:
-    key = (id(database.client), database.name)
-    if key not in _FERRETDB:
-        _FERRETDB[key] = await is_ferretdb(database)
-    return _FERRETDB[key]
 
 
 class Noted(NamedTuple):
@@ -144,6 +135,10 @@ class CatalogRepository:
     """
 
     def __init__(self, database: AsyncDatabase) -> None:
+        self._database = database
+        # Whether the server is FerretDB: asked on the first read (`buildInfo`), not at
+        # start-up, so the service starts while the database is still coming up.
+        self._ferretdb: bool | None = None
         self.tracks = database["tracks"]
         self.track_stubs = database["track_stubs"]
         self.audio_features = database["audio_features"]
@@ -151,13 +146,34 @@ class CatalogRepository:
         self.albums = database["albums"]
         self.named_tracks = database["named_tracks"]
 
+    async def _get_many(
+        self, collection: AsyncCollection, ids: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """{_id: document} for the ids that exist (see `_read_by_ids`)."""
+        if self._ferretdb is None:
+            self._ferretdb = await is_ferretdb(self._database)
+        return await _read_by_ids(collection, ids, ferretdb=self._ferretdb)
+
+    async def _put(
+        self,
+        collection: AsyncCollection,
+        fields_by_id: Mapping[str, Mapping[str, Any]],
+        now: datetime,
+        *,
+        known: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """Insert new ids, update stored ones (`known`: what the caller read already)."""
+        existing = known if known is not None else await self._get_many(collection, fields_by_id)
+        await _insert_or_update(collection, fields_by_id, now, existing=existing, **options)
+
     async def get_tracks(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored tracks by Spotify id: enriched ones, else placeholders; with features."""
         wanted = list(dict.fromkeys(i for i in ids if i))
-        found = await _get_many(self.tracks, wanted)
-        stubs = await _get_many(self.track_stubs, [i for i in wanted if i not in found])
+        found = await self._get_many(self.tracks, wanted)
+        stubs = await self._get_many(self.track_stubs, [i for i in wanted if i not in found])
         found.update(stubs)
-        features = await _get_many(self.audio_features, list(found))
+        features = await self._get_many(self.audio_features, list(found))
         for track_id, row in features.items():
             doc = found[track_id]
             doc["features_checked_at"] = row.get("checked_at")
@@ -167,15 +183,15 @@ class CatalogRepository:
 
     async def features_checked(self, ids: Iterable[str]) -> set[str]:
         """The track ids whose audio features were asked of Spotify already."""
-        return set(await _get_many(self.audio_features, ids))
+        return set(await self._get_many(self.audio_features, ids))
 
     async def get_artists(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored artists by Spotify id."""
-        return await _get_many(self.artists, ids)
+        return await self._get_many(self.artists, ids)
 
     async def get_albums(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored albums by Spotify id."""
-        return await _get_many(self.albums, ids)
+        return await self._get_many(self.albums, ids)
 
     async def note_seen(self, seen: Sequence[SeenTrack], now: datetime) -> Noted:
         """Store placeholders for track ids not stored yet.
@@ -185,8 +201,8 @@ class CatalogRepository:
         seen ones come back too: their artists or audio features may still be missing.
         """
         with_id = {s.spotify_id: s for s in seen if s.spotify_id}
-        enriched = await _get_many(self.tracks, with_id)
-        stubs = await _get_many(self.track_stubs, [i for i in with_id if i not in enriched])
+        enriched = await self._get_many(self.tracks, with_id)
+        stubs = await self._get_many(self.track_stubs, [i for i in with_id if i not in enriched])
         new_docs = []
         for spotify_id, track in with_id.items():
             if spotify_id in enriched or spotify_id in stubs:
@@ -208,7 +224,7 @@ class CatalogRepository:
         await _insert_new(self.track_stubs, new_docs)
         named = {name_key(s.artist_name, s.name): s for s in seen if not s.spotify_id and s.name}
         if named:
-            known = await _get_many(self.named_tracks, named)
+            known = await self._get_many(self.named_tracks, named)
             await _insert_new(
                 self.named_tracks,
                 [
@@ -227,8 +243,8 @@ class CatalogRepository:
         self, fields_by_id: Mapping[str, Mapping[str, Any]], now: datetime
     ) -> None:
         """Store enriched tracks (placeholders keep their `doc_id` for the REST id)."""
-        stubs = await _get_many(self.track_stubs, fields_by_id)
-        await _put(
+        stubs = await self._get_many(self.track_stubs, fields_by_id)
+        await self._put(
             self.tracks,
             {i: {**f, "missing": False} for i, f in fields_by_id.items()},
             now,
@@ -239,14 +255,14 @@ class CatalogRepository:
         self, fields_by_id: Mapping[str, Mapping[str, Any]], now: datetime
     ) -> None:
         """Store enriched artists."""
-        await _put(self.artists, fields_by_id, now)
+        await self._put(self.artists, fields_by_id, now)
 
     async def store_albums(
         self, fields_by_id: Mapping[str, Mapping[str, Any]], now: datetime
     ) -> None:
         """Store enriched albums (ones already enriched are left as they are)."""
-        known = await _get_many(self.albums, fields_by_id)
-        await _put(
+        known = await self._get_many(self.albums, fields_by_id)
+        await self._put(
             self.albums,
             {i: f for i, f in fields_by_id.items() if not known.get(i, {}).get("enriched")},
             now,
@@ -262,7 +278,7 @@ class CatalogRepository:
             rows[track_id] = {"checked_at": now}
             if features is not None:
                 rows[track_id]["features"] = dict(features)
-        await _put(self.audio_features, rows, now, with_doc_id=False)
+        await self._put(self.audio_features, rows, now, with_doc_id=False)
 
     async def mark_missing(self, collection: str, ids: Iterable[str], now: datetime) -> None:
         """Remember that Spotify does not know these track ids (on their placeholders)."""
@@ -277,7 +293,7 @@ class CatalogRepository:
         """Enriched tracks credited to any of the artists, with their audio features."""
         cursor = self.tracks.find({"artists.spotify_id": {"$in": list(artist_ids)}}).limit(limit)
         docs = [doc async for doc in cursor]
-        features = await _get_many(self.audio_features, [d["_id"] for d in docs])
+        features = await self._get_many(self.audio_features, [d["_id"] for d in docs])
         for doc in docs:
             row = features.get(doc["_id"]) or {}
             if row.get("features"):
@@ -305,19 +321,18 @@ async def _insert_new(collection: AsyncCollection, docs: Sequence[dict[str, Any]
                 await collection.insert_one(doc)
 
 
-async def _put(
+async def _insert_or_update(
     collection: AsyncCollection,
     fields_by_id: Mapping[str, Mapping[str, Any]],
     now: datetime,
     *,
+    existing: Mapping[str, Any],
     doc_ids: Mapping[str, str] | None = None,
-    known: Mapping[str, Any] | None = None,
     with_doc_id: bool = True,
 ) -> None:
-    """Insert documents for new ids; update the ones that exist (a refresh)."""
+    """Insert documents for new ids; update the ones in `existing` (a refresh)."""
     if not fields_by_id:
         return
-    existing = known if known is not None else await _get_many(collection, fields_by_id)
     updates = [
         Write({"_id": i}, {"$set": {**f, "updated_at": now}})
         for i, f in fields_by_id.items()

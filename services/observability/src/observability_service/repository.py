@@ -25,7 +25,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,6 +36,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from echostats_platform.timeutil import utc_now
 from observability_service.models import (
     ACTIVE_STATUSES,
     ApiCall,
@@ -55,6 +56,9 @@ _INDEX_OPTIONS_CONFLICT = 85
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 # Stripes of the in-process locks of day-stats updates.
 _DAY_LOCKS = 64
+# The one-time counting of records stored before the day stats: its lease and how long.
+_COUNT_LEASE = "api-calls:count-uncounted"
+_LEASE = timedelta(minutes=10)
 
 
 async def _sum_by(
@@ -458,6 +462,10 @@ def endpoint_key(method: str, endpoint: str) -> str:
     return f"{method} {endpoint}"
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def slot_of(moment: datetime) -> str:
     """The 10-minute slot of a UTC time within its day, "HHM" ("133" is 13:30-13:39)."""
     return f"{moment.hour:02d}{moment.minute // 10}"
@@ -533,6 +541,8 @@ def api_call_to_doc(call: ApiCall) -> dict[str, Any]:
         # Calls made for no user (e.g. an app token) are stored with null and never listed.
         "user_id": call.user_id or None,
         "timestamp": call.timestamp,
+        # In the day stats and slot indexes (see `ApiCallRepository.count_uncounted`).
+        "counted": True,
     }
 
 
@@ -543,6 +553,7 @@ class ApiCallRepository:
         self._calls = database["api_calls"]
         self._days = database["api_call_days"]
         self._slots = database["api_call_slots"]
+        self._leases = database["leases"]
         # Counter updates of one day document run one at a time in this process: FerretDB
         # applies `$inc` as read-modify-write, so two at once could lose one (MongoDB's are
         # atomic; production runs it, the single-box FerretDB stack runs one replica).
@@ -576,7 +587,10 @@ class ApiCallRepository:
         """Store calls and count them in their day's stats; ones already stored are skipped.
 
         Returns how many were new. Only new records are counted, so a batch sent twice
-        counts once.
+        counts once. The two writes are not one transaction: a failure between them leaves
+        that batch in the log (and its filtered listings) but out of the stats and the
+        unfiltered listing, like a batch the recorder could not deliver (the log is best
+        effort as a whole); a batch is never counted twice.
         """
         if not calls:
             return 0
@@ -629,6 +643,51 @@ class ApiCallRepository:
                 )
             increments = {**update.counts, "latency_ms": update.latency_ms}
             await _upsert(self._days, day_id, {"$inc": increments, "$setOnInsert": owner})
+
+    async def count_uncounted(self, *, chunk: int = 500) -> int:
+        """Count records stored before the day stats existed; returns how many it counted.
+
+        One replica at a time (a lease document in `leases`, renewed every chunk, taken
+        over once expired): FerretDB's conditional updates are read-modify-write, so
+        claiming records one by one would not keep two replicas apart. Each record is
+        marked `counted` before it is counted; a crash in between leaves at most a chunk
+        out of the stats (the records stay in the log), and nothing is counted twice.
+        """
+        if not await self._take_lease(_COUNT_LEASE):
+            return 0
+        counted = 0
+        claimed: list[ApiCall] = []
+        try:
+            async for doc in self._calls.find({"counted": {"$exists": False}}):
+                await self._calls.update_one({"_id": doc["_id"]}, {"$set": {"counted": True}})
+                claimed.append(_api_call_from_doc(doc))
+                if len(claimed) >= chunk:
+                    await self._count(claimed)
+                    counted, claimed = counted + len(claimed), []
+                    await self._renew_lease(_COUNT_LEASE)
+            await self._count(claimed)
+            return counted + len(claimed)
+        finally:
+            await self._leases.delete_one({"_id": _COUNT_LEASE})
+
+    async def _take_lease(self, name: str) -> bool:
+        lease = {"_id": name, "until": utc_now() + _LEASE}
+        try:
+            await self._leases.insert_one(lease)
+            return True
+        except DuplicateKeyError:
+            held = await self._leases.find_one({"_id": name})
+            if held is not None and _aware(held["until"]) > utc_now():
+                return False
+            # The holder stopped without releasing it: take it over.
+            await self._leases.delete_one({"_id": name})
+            with contextlib.suppress(DuplicateKeyError):
+                await self._leases.insert_one(lease)
+                return True
+            return False
+
+    async def _renew_lease(self, name: str) -> None:
+        await self._leases.update_one({"_id": name}, {"$set": {"until": utc_now() + _LEASE}})
 
     async def page_from_slots(
         self, user_id: str, since: date, *, skip: int, limit: int

@@ -90,6 +90,11 @@ async def open_server(
                 settings.index_retry_interval_seconds,
                 lambda: ensure_indexes(database, job_repo, call_repo, settings),
             ),
+            until_done(
+                "api-log-counters",
+                settings.index_retry_interval_seconds,
+                call_repo.count_uncounted,
+            ),
             periodically("job-reaper", settings.job_reaper_interval_seconds, ledger.reap_stale),
             periodically(
                 "api-log-retention",
