@@ -50,6 +50,12 @@ def slope_per_hour(samples: list[tuple[float, float]]) -> float:
     return cov / var * 3600
 
 
+def rss_at_sixths(samples: list[tuple[float, float]], duration: float) -> list[float]:
+    """The last sample at or before the end of each sixth of the run."""
+    marks = [duration * part / 6 for part in range(1, 7)]
+    return [next((y for x, y in reversed(samples) if x <= mark), samples[0][1]) for mark in marks]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -81,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             "rss_last_mib": round(values[-1][1], 1),
             "rss_max_mib": round(max(y for _, y in values), 1),
             "slope_mib_per_hour": round(slope_per_hour(steady), 1),
+            # Slope of the second half alone: growth that levels off is not a leak.
+            "second_half_slope_mib_per_hour": round(
+                slope_per_hour([(x, y) for x, y in values if x >= duration / 2] or values), 1
+            ),
+            # RSS at the end of each sixth of the run.
+            "rss_by_sixth_mib": [round(y, 1) for y in rss_at_sixths(values, duration)],
         }
     write_result(
         "soak",

@@ -25,6 +25,7 @@ from bson import ObjectId
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from echostats.observability.v1 import observability_service_pb2 as pb
+from observability_service import repository
 from observability_service.models import ApiCall
 from observability_service.repository import ApiCallRepository, api_call_to_doc
 
@@ -510,3 +511,34 @@ async def test_records_stored_before_the_day_stats_are_counted_once(
     assert listed.total == len(calls)
     assert [as_tuple(c) for c in listed.calls] == [sent_tuple(c) for c in newest_first(calls)]
     assert await ApiCallRepository(database).count_uncounted() == 0
+
+
+async def test_a_busy_slot_is_indexed_in_parts_and_listed_in_order(
+    observability: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts of 100 entries here (1,000 in the service): 450 calls of one 10-minute slot,
+    # sent in batches of 60, land in several parts and still page out newest first.
+    monkeypatch.setattr(repository, "_SLOT_PART", 100)
+    rng = random.Random(11)
+    user = str(ObjectId())
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    slot_start = hour_ago.replace(minute=hour_ago.minute // 10 * 10, second=0, microsecond=0)
+    calls = [
+        dataclasses.replace(
+            call, timestamp=slot_start + timedelta(milliseconds=rng.randrange(600_000))
+        )
+        for call in make_calls(rng, user, 450, slot_start)
+    ]
+    for batch in batches(calls, 60):
+        await observability.stub.RecordApiCalls(
+            pb.RecordApiCallsRequest(calls=[call.to_pb() for call in batch])
+        )
+
+    seen = []
+    for page in (1, 2, 3, 4, 5):
+        listed = await observability.stub.ListApiCalls(
+            pb.ListApiCallsRequest(user_id=user, page=page, page_size=100)
+        )
+        assert listed.total == len(calls)
+        seen.extend(as_tuple(call) for call in listed.calls)
+    assert seen == [sent_tuple(call) for call in newest_first(calls)]

@@ -12,6 +12,11 @@
   <path>", escaped: calls}. Counted with `$inc` as new records are stored, so the stats
   read a few small documents instead of aggregating the whole log (which FerretDB does by
   scanning every user's calls: the stats grew slower with every call the system made).
+  `slots` {"HHM": calls} counts the calls of each 10-minute slot of the day.
+- `api_call_slots`: the listing's index, `_id` "<user_id>:<day>T<HHM>#<part>": `calls`, the
+  (timestamp, id) of the slot's records, in parts of about 1,000. The unfiltered listing
+  reads only the slots its page falls in, then the page's records by `_id`.
+- `leases`: one-replica-at-a-time work (`_id` = its name, `until`).
 
 Everything here runs on FerretDB v1.24 (SQLite) and on MongoDB 7/8: single-document
 writes, `_id` lookups, aggregations of `$match`/`$group`/`$sum`/`$sort`/`$limit` only.
@@ -58,6 +63,8 @@ _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 _DAY_LOCKS = 64
 # The one-time counting of records stored before the day stats: its lease and how long.
 _COUNT_LEASE = "api-calls:count-uncounted"
+# Entries per part of a slot index (a part may hold one batch more).
+_SLOT_PART = 1000
 _LEASE = timedelta(minutes=10)
 
 
@@ -466,6 +473,11 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _parts(calls: int) -> int:
+    """How many parts a slot of `calls` entries may have (some may not exist)."""
+    return max(0, calls - 1) // _SLOT_PART + 1
+
+
 def slot_of(moment: datetime) -> str:
     """The 10-minute slot of a UTC time within its day, "HHM" ("133" is 13:30-13:39)."""
     return f"{moment.hour:02d}{moment.minute // 10}"
@@ -634,11 +646,16 @@ class ApiCallRepository:
         day_id = f"{user_id}:{day}"
         owner = {"user_id": user_id, "day": day}
         async with self._day_locks[zlib.crc32(day_id.encode()) % _DAY_LOCKS]:
-            # Slots first: a reader that sees a count finds its entries.
+            stored = await self._days.find_one({"_id": day_id}, {"slots": 1}) or {}
+            counts = stored.get("slots") or {}
+            # Slots first: a reader that sees a count finds its entries. A slot's entries
+            # go in parts of about _SLOT_PART (the part where the slot's count stands), so
+            # no write rewrites an ever longer document.
             for slot, entries in update.entries.items():
+                part = int(counts.get(slot) or 0) // _SLOT_PART
                 await _upsert(
                     self._slots,
-                    f"{day_id}T{slot}",
+                    f"{day_id}T{slot}#{part}",
                     {"$push": {"calls": {"$each": entries}}, "$setOnInsert": owner},
                 )
             increments = {**update.counts, "latency_ms": update.latency_ms}
@@ -716,7 +733,7 @@ class ApiCallRepository:
             if position + calls > skip:
                 if not wanted:
                     first = position
-                wanted.append(f"{user_id}:{day}T{slot}")
+                wanted.extend(f"{user_id}:{day}T{slot}#{part}" for part in range(_parts(calls)))
             position += calls
         docs = await asyncio.gather(*(self._slots.find_one({"_id": i}) for i in wanted))
         entries = sorted(
