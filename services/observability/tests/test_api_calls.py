@@ -13,6 +13,7 @@ import itertools
 import math
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from bson import ObjectId
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from echostats.observability.v1 import observability_service_pb2 as pb
+from echostats_platform.lease import Lease
+from echostats_platform.redis import create_redis
 from observability_service import repository
+from observability_service.api_calls import ApiCallLog
 from observability_service.models import ApiCall
 from observability_service.repository import ApiCallRepository, api_call_to_doc
 
@@ -480,7 +484,7 @@ async def test_endpoints_with_dots_dollars_and_percents_are_counted_as_sent(
 
 
 async def test_records_stored_before_the_day_stats_are_counted_once(
-    observability: Any, database: Any
+    observability: Any, database: Any, obs_settings: Any
 ) -> None:
     # Records as an earlier version stored them: no `counted` flag, in no day stats.
     user = str(ObjectId())
@@ -495,11 +499,21 @@ async def test_records_stored_before_the_day_stats_are_counted_once(
     before = await observability.stub.GetApiCallStats(pb.GetApiCallStatsRequest(user_id=user))
     assert before.total_calls == 0
 
-    # Two replicas starting at once.
-    counted = await asyncio.gather(
-        ApiCallRepository(database).count_uncounted(chunk=7),
-        ApiCallRepository(database).count_uncounted(chunk=7),
-    )
+    # Two replicas starting at once, each with its own lease owner.
+    redis = create_redis(obs_settings)
+    key = f"test:count-lease:{user}"
+
+    async def replica_start() -> int:
+        log = ApiCallLog(calls=ApiCallRepository(database), retention_days=30)
+        return await log.count_records_from_before_the_stats(
+            Lease(redis, key, owner=uuid.uuid4().hex, ttl_ms=60_000)
+        )
+
+    try:
+        counted = await asyncio.gather(replica_start(), replica_start())
+        again = await replica_start()
+    finally:
+        await redis.aclose()
 
     assert sum(counted) == len(calls)
     stats = await observability.stub.GetApiCallStats(pb.GetApiCallStatsRequest(user_id=user))
@@ -510,7 +524,7 @@ async def test_records_stored_before_the_day_stats_are_counted_once(
     )
     assert listed.total == len(calls)
     assert [as_tuple(c) for c in listed.calls] == [sent_tuple(c) for c in newest_first(calls)]
-    assert await ApiCallRepository(database).count_uncounted() == 0
+    assert again == 0
 
 
 async def test_a_busy_slot_is_indexed_in_parts_and_listed_in_order(

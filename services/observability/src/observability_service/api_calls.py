@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from bson import ObjectId
 
 from echostats_platform.errors import InvalidArgument
+from echostats_platform.lease import Lease
 from echostats_platform.timeutil import utc_now
 from observability_service.models import (
     ApiCall,
@@ -192,6 +193,19 @@ class ApiCallLog:
             status_distribution=distribution,
             top_endpoints=tuple(EndpointCount(endpoint=e, count=c) for e, c in top),
         )
+
+    async def count_records_from_before_the_stats(self, lease: Lease) -> int:
+        """Count, once, the records stored before the day stats existed (start-up work).
+
+        Under `lease` (Redis; every replica runs this at start, one does the work): each
+        chunk renews it, and a replica that lost it stops. Returns how many it counted.
+        """
+        if not await lease.acquire():
+            return 0
+        try:
+            return await self._calls.count_uncounted(still_ours=lease.acquire)
+        finally:
+            await lease.release()
 
     async def purge_expired(self) -> int:
         """Delete the records of days before the retention; returns how many."""

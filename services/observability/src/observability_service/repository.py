@@ -16,7 +16,6 @@
 - `api_call_slots`: the listing's index, `_id` "<user_id>:<day>T<HHM>#<part>": `calls`, the
   (timestamp, id) of the slot's records, in parts of about 1,000. The unfiltered listing
   reads only the slots its page falls in, then the page's records by `_id`.
-- `leases`: one-replica-at-a-time work (`_id` = its name, `until`).
 
 Everything here runs on FerretDB v1.24 (SQLite) and on MongoDB 7/8: single-document
 writes, `_id` lookups, aggregations of `$match`/`$group`/`$sum`/`$sort`/`$limit` only.
@@ -28,9 +27,9 @@ import asyncio
 import contextlib
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -41,7 +40,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from echostats_platform.timeutil import utc_now
 from observability_service.models import (
     ACTIVE_STATUSES,
     ApiCall,
@@ -61,11 +59,8 @@ _INDEX_OPTIONS_CONFLICT = 85
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 # Stripes of the in-process locks of day-stats updates.
 _DAY_LOCKS = 64
-# The one-time counting of records stored before the day stats: its lease and how long.
-_COUNT_LEASE = "api-calls:count-uncounted"
 # Entries per part of a slot index (a part may hold one batch more).
 _SLOT_PART = 1000
-_LEASE = timedelta(minutes=10)
 
 
 async def _sum_by(
@@ -469,10 +464,6 @@ def endpoint_key(method: str, endpoint: str) -> str:
     return f"{method} {endpoint}"
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _parts(calls: int) -> int:
     """How many parts a slot of `calls` entries may have (some may not exist)."""
     return max(0, calls - 1) // _SLOT_PART + 1
@@ -565,7 +556,6 @@ class ApiCallRepository:
         self._calls = database["api_calls"]
         self._days = database["api_call_days"]
         self._slots = database["api_call_slots"]
-        self._leases = database["leases"]
         # Counter updates of one day document run one at a time in this process: FerretDB
         # applies `$inc` as read-modify-write, so two at once could lose one (MongoDB's are
         # atomic; production runs it, the single-box FerretDB stack runs one replica).
@@ -661,50 +651,29 @@ class ApiCallRepository:
             increments = {**update.counts, "latency_ms": update.latency_ms}
             await _upsert(self._days, day_id, {"$inc": increments, "$setOnInsert": owner})
 
-    async def count_uncounted(self, *, chunk: int = 500) -> int:
+    async def count_uncounted(
+        self, *, still_ours: Callable[[], Awaitable[bool]], chunk: int = 500
+    ) -> int:
         """Count records stored before the day stats existed; returns how many it counted.
 
-        One replica at a time (a lease document in `leases`, renewed every chunk, taken
-        over once expired): FerretDB's conditional updates are read-modify-write, so
-        claiming records one by one would not keep two replicas apart. Each record is
-        marked `counted` before it is counted; a crash in between leaves at most a chunk
-        out of the stats (the records stay in the log), and nothing is counted twice.
+        The caller holds a lease (one replica at a time: FerretDB's conditional updates are
+        read-modify-write, so claiming records one by one would not keep two replicas
+        apart); `still_ours` renews it after every chunk and says whether to go on. Each
+        record is marked `counted` before it is counted: a crash in between leaves at most
+        a chunk out of the stats (the records stay in the log), nothing is counted twice.
         """
-        if not await self._take_lease(_COUNT_LEASE):
-            return 0
         counted = 0
         claimed: list[ApiCall] = []
-        try:
-            async for doc in self._calls.find({"counted": {"$exists": False}}):
-                await self._calls.update_one({"_id": doc["_id"]}, {"$set": {"counted": True}})
-                claimed.append(_api_call_from_doc(doc))
-                if len(claimed) >= chunk:
-                    await self._count(claimed)
-                    counted, claimed = counted + len(claimed), []
-                    await self._renew_lease(_COUNT_LEASE)
-            await self._count(claimed)
-            return counted + len(claimed)
-        finally:
-            await self._leases.delete_one({"_id": _COUNT_LEASE})
-
-    async def _take_lease(self, name: str) -> bool:
-        lease = {"_id": name, "until": utc_now() + _LEASE}
-        try:
-            await self._leases.insert_one(lease)
-            return True
-        except DuplicateKeyError:
-            held = await self._leases.find_one({"_id": name})
-            if held is not None and _aware(held["until"]) > utc_now():
-                return False
-            # The holder stopped without releasing it: take it over.
-            await self._leases.delete_one({"_id": name})
-            with contextlib.suppress(DuplicateKeyError):
-                await self._leases.insert_one(lease)
-                return True
-            return False
-
-    async def _renew_lease(self, name: str) -> None:
-        await self._leases.update_one({"_id": name}, {"$set": {"until": utc_now() + _LEASE}})
+        async for doc in self._calls.find({"counted": {"$exists": False}}):
+            await self._calls.update_one({"_id": doc["_id"]}, {"$set": {"counted": True}})
+            claimed.append(_api_call_from_doc(doc))
+            if len(claimed) >= chunk:
+                await self._count(claimed)
+                counted, claimed = counted + len(claimed), []
+                if not await still_ours():
+                    return counted
+        await self._count(claimed)
+        return counted + len(claimed)
 
     async def page_from_slots(
         self, user_id: str, since: date, *, skip: int, limit: int

@@ -1,13 +1,15 @@
 """Builds the observability service: clients, repositories, use cases, servicer, gRPC server.
 
 Besides the server, the block runs this replica's background tasks (index creation,
-retried while the database is down; the stale-job reaper; API-log retention) and cancels
+retried while the database is down; the one-time counting of API-log records stored before
+the day stats; the stale-job reaper; API-log retention) and cancels
 them on exit, before the clients close.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from echostats.observability.v1 import observability_service_pb2, observability_service_pb2_grpc
 from echostats_grpc.server import BuiltServer, build_server
+from echostats_platform.lease import Lease
 from echostats_platform.mongo import create_mongo_client, is_ferretdb
 from echostats_platform.redis import create_redis
 from observability_service.api_calls import ApiCallLog
@@ -28,6 +31,9 @@ from observability_service.settings import ObservabilitySettings
 SERVICE_NAME = observability_service_pb2.DESCRIPTOR.services_by_name[
     "ObservabilityService"
 ].full_name
+# One replica counts the API-log records stored before the day stats (renewed per chunk).
+COUNT_LEASE_KEY = "observability:api-log-count-lease"
+COUNT_LEASE_MS = 120_000
 
 
 async def ensure_indexes(
@@ -93,7 +99,9 @@ async def open_server(
             until_done(
                 "api-log-counters",
                 settings.index_retry_interval_seconds,
-                call_repo.count_uncounted,
+                lambda: call_log.count_records_from_before_the_stats(
+                    Lease(redis, COUNT_LEASE_KEY, owner=uuid.uuid4().hex, ttl_ms=COUNT_LEASE_MS)
+                ),
             ),
             periodically("job-reaper", settings.job_reaper_interval_seconds, ledger.reap_stale),
             periodically(
