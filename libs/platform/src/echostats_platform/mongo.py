@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from echostats_platform.settings import CommonSettings
 
@@ -37,6 +40,18 @@ async def ping(client: AsyncMongoClient) -> bool:
     except Exception:
         return False
     return True
+
+
+async def upsert_by_id(collection: AsyncCollection, doc_id: Any, update: dict[str, Any]) -> None:
+    """`update_one({_id: doc_id}, update, upsert=True)`, safe against a racing first insert.
+
+    Two upserts of a new `_id` can both try to insert it; the loser's DuplicateKeyError means
+    the document exists now, so the same update is applied again, as an update.
+    """
+    try:
+        await collection.update_one({"_id": doc_id}, update, upsert=True)
+    except DuplicateKeyError:
+        await collection.update_one({"_id": doc_id}, update, upsert=True)
 
 
 async def is_ferretdb(database: AsyncDatabase) -> bool:

@@ -33,7 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from catalog_service.models import SeenTrack, name_key
-from echostats_platform.mongo import is_ferretdb
+from echostats_platform.mongo import is_ferretdb, upsert_by_id
 
 # Concurrent single-document writes: enough to hide round trips, few enough to leave the
 # connection pool to other requests.
@@ -105,12 +105,10 @@ async def _write_each(collection: AsyncCollection, writes: Sequence[Write]) -> N
 
     async def one(write: Write) -> None:
         async with gate:
-            try:
-                await collection.update_one(write.filter, write.update, upsert=write.upsert)
-            except DuplicateKeyError:
-                # Two upserts of one new `_id` raced and the other inserted it: this one
-                # is now an update of that document.
-                await collection.update_one(write.filter, write.update, upsert=write.upsert)
+            if write.upsert:
+                await upsert_by_id(collection, write.filter["_id"], write.update)
+            else:
+                await collection.update_one(write.filter, write.update)
 
     await asyncio.gather(*(one(w) for w in writes))
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
-from echostats_platform.mongo import is_ferretdb
+from echostats_platform.mongo import is_ferretdb, upsert_by_id
 from echostats_platform.timeutil import utc_now
 from ingestion_service.history_days import HistoryDays
 from ingestion_service.models import (
@@ -279,8 +279,4 @@ class SyncStateRepository:
         await self._upsert(user_id, {"$set": {"demo_history": marker}})
 
     async def _upsert(self, user_id: str, update: dict[str, Any]) -> None:
-        try:
-            await self._state.update_one({"_id": user_id}, update, upsert=True)
-        except DuplicateKeyError:
-            # Two first writes raced to insert the document; the loser now updates it.
-            await self._state.update_one({"_id": user_id}, update, upsert=True)
+        await upsert_by_id(self._state, user_id, update)

@@ -40,6 +40,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from echostats_platform.mongo import upsert_by_id
 from observability_service.models import (
     ACTIVE_STATUSES,
     ApiCall,
@@ -483,14 +484,6 @@ class _DayUpdate:
     entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-async def _upsert(collection: AsyncCollection, doc_id: str, update: dict[str, Any]) -> None:
-    try:
-        await collection.update_one({"_id": doc_id}, update, upsert=True)
-    except DuplicateKeyError:
-        # Another replica's upsert created the document first: now it is an update.
-        await collection.update_one({"_id": doc_id}, update, upsert=True)
-
-
 def escape_field(text: str) -> str:
     """`text` usable as a field name ("." and "$" mean paths and operators): %-escaped."""
     return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
@@ -643,13 +636,13 @@ class ApiCallRepository:
             # no write rewrites an ever longer document.
             for slot, entries in update.entries.items():
                 part = int(counts.get(slot) or 0) // _SLOT_PART
-                await _upsert(
+                await upsert_by_id(
                     self._slots,
                     f"{day_id}T{slot}#{part}",
                     {"$push": {"calls": {"$each": entries}}, "$setOnInsert": owner},
                 )
             increments = {**update.counts, "latency_ms": update.latency_ms}
-            await _upsert(self._days, day_id, {"$inc": increments, "$setOnInsert": owner})
+            await upsert_by_id(self._days, day_id, {"$inc": increments, "$setOnInsert": owner})
 
     async def count_uncounted(
         self, *, still_ours: Callable[[], Awaitable[bool]], chunk: int = 500
