@@ -75,7 +75,7 @@ class CatalogView:
             )
             return list(response.tracks)
 
-        found, complete = await self._batched_reporting("BatchGetTracks", ids, batch)
+        found, complete = await self._batched("BatchGetTracks", ids, batch)
         return {track.spotify_id: track for track in found}, complete
 
     async def artists(self, ids: Iterable[str]) -> dict[str, pb.Artist]:
@@ -87,7 +87,7 @@ class CatalogView:
             )
             return list(response.artists)
 
-        found = await self._batched("BatchGetArtists", ids, batch)
+        found, _ = await self._batched("BatchGetArtists", ids, batch)
         return {artist.spotify_id: artist for artist in found}
 
     async def albums(self, ids: Iterable[str]) -> dict[str, pb.Album]:
@@ -99,7 +99,7 @@ class CatalogView:
             )
             return list(response.albums)
 
-        found = await self._batched("BatchGetAlbums", ids, batch)
+        found, _ = await self._batched("BatchGetAlbums", ids, batch)
         return {album.spotify_id: album for album in found}
 
     async def artist_genres(self, ids: Iterable[str]) -> dict[str, list[str]]:
@@ -114,7 +114,7 @@ class CatalogView:
             )
             return [(key, list(value.genres)) for key, value in response.genres_by_artist.items()]
 
-        found, complete = await self._batched_reporting("GetArtistGenres", ids, batch)
+        found, complete = await self._batched("GetArtistGenres", ids, batch)
         return {artist_id: genres for artist_id, genres in found}, complete
 
     async def recommend(self, request: pb.RecommendTracksRequest) -> list[pb.Track]:
@@ -127,15 +127,6 @@ class CatalogView:
         return list(response.tracks)
 
     async def _batched(
-        self,
-        method: str,
-        ids: Iterable[str],
-        call: Callable[[list[str]], Awaitable[Sequence[T]]],
-    ) -> list[T]:
-        found, _ = await self._batched_reporting(method, ids, call)
-        return found
-
-    async def _batched_reporting(
         self,
         method: str,
         ids: Iterable[str],

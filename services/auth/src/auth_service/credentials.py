@@ -17,7 +17,13 @@ from auth_service.models import StoredCredentials, User
 from auth_service.repository import UserRepository
 from auth_service.sessions import SessionService
 from echostats_platform.crypto import DecryptionError, TokenCipher
-from echostats_platform.errors import REASON_REAUTH_REQUIRED, NotFound, Unauthenticated, Unavailable
+from echostats_platform.errors import (
+    REASON_NO_SPOTIFY_CREDENTIALS,
+    REASON_REAUTH_REQUIRED,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 from echostats_spotify.accounts import InvalidGrant, SpotifyAccountsClient, TokenGrant
 
 log = logging.getLogger(__name__)
@@ -74,7 +80,7 @@ class CredentialService:
             raise Unauthenticated("Spotify sign-in required", reason=REASON_REAUTH_REQUIRED)
         if user.credentials is None:
             raise Unauthenticated(
-                "No Spotify credentials for this user", reason="NO_SPOTIFY_CREDENTIALS"
+                "No Spotify credentials for this user", reason=REASON_NO_SPOTIFY_CREDENTIALS
             )
         return user, user.credentials
 

@@ -39,7 +39,11 @@ from echostats.catalog.v1 import catalog_service_pb2 as catalog_pb
 from echostats.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
 from echostats_grpc.client import error_reason, error_retry_after
 from echostats_grpc.timestamps import to_timestamp
-from echostats_platform.errors import REASON_REAUTH_REQUIRED, Unauthenticated
+from echostats_platform.errors import (
+    REASON_NO_SPOTIFY_CREDENTIALS,
+    REASON_REAUTH_REQUIRED,
+    Unauthenticated,
+)
 from echostats_spotify import (
     Priority,
     RateLimited,
@@ -100,7 +104,7 @@ def describe_failure(exc: BaseException) -> str:
         reason = error_reason(exc)
         if reason == REASON_REAUTH_REQUIRED:
             return "Spotify sign-in required; the user must sign in again"
-        if reason == "NO_SPOTIFY_CREDENTIALS":
+        if reason == REASON_NO_SPOTIFY_CREDENTIALS:
             return "No Spotify account is linked to this user"
         if exc.code() == grpc.StatusCode.NOT_FOUND:
             return "User not found"
@@ -148,7 +152,7 @@ def _from_catalog_error(exc: grpc.aio.AioRpcError) -> BaseException:
         return SpotifyUpstreamError(
             exc.details() or "Spotify failed", status_code=502, method="GET", endpoint=""
         )
-    if reason in (REASON_REAUTH_REQUIRED, "NO_SPOTIFY_CREDENTIALS"):
+    if reason in (REASON_REAUTH_REQUIRED, REASON_NO_SPOTIFY_CREDENTIALS):
         return exc
     return PeerServiceError("Catalog", exc)
 
